@@ -1,0 +1,1 @@
+"""The ``cutru`` command: a thin adapter over :mod:`cutru.services`."""

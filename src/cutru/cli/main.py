@@ -1,0 +1,201 @@
+"""``cutru``: Vietnam's residence database on the command line.
+
+Exit codes: 0 success, 1 internal error, 2 usage, 3 bad input, 4 rule violated, 5 not found,
+6 verification failed, 7 conflict, 9 configuration/keys/database unavailable.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cutru.cli import transactions
+from cutru.cli.common import console, emit, progress_bar, registry
+from cutru.cli.errors import handled
+from cutru.config import load_settings
+from cutru.journal.entry import format_ts
+from cutru.services import importer
+from cutru.services.unit import KeyFactory
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None)
+demo_app = typer.Typer(help="Synthetic demo registry.", no_args_is_help=True)
+app.add_typer(demo_app, name="demo")
+app.add_typer(transactions.app, name="tx")
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory (SQLite file).",
+                                                  envvar="CUTRU_DATA_DIR")] = None,
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL (PostgreSQL).",
+                                                     envvar="CUTRU_DATABASE_URL")] = None,
+    key_dir: Annotated[Path | None, typer.Option(help="Signing keys, outside the data dir.",
+                                                 envvar="CUTRU_KEY_DIR")] = None,
+) -> None:
+    """Settings are read once here and handed down."""
+    with handled():
+        ctx.obj = load_settings(data_dir=data_dir, database_url=database_url, key_dir=key_dir)
+
+
+@app.command()
+def init(ctx: typer.Context) -> None:
+    """Create (or upgrade) the database, the journal and the checkpoint signing key."""
+    with handled(), registry(ctx) as reg:
+        key_id = reg.init()
+        console.print(f"registry ready at {reg.settings.url.split('://')[0]}; "
+                      f"checkpoint key {key_id}")
+
+
+def _moment(text: str | None) -> str | None:
+    """Accept ``2026-11-27``, ``2026-11-27T09:00`` (local time, UTC+7) or a UTC ``...Z``."""
+    if text is None:
+        return None
+    from cutru.errors import InputError
+    from cutru.services.unit import VIETNAM_TZ
+
+    try:
+        if text.endswith("Z"):
+            moment = datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
+        else:
+            moment = datetime.fromisoformat(text)
+            if len(text) == 10:  # a date: the end of that local day
+                moment = moment.replace(hour=23, minute=59, second=59, microsecond=999999)
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=VIETNAM_TZ)
+    except ValueError:
+        raise InputError("--as-of must be a date or date-time (ISO 8601)", field="as_of",
+                         rule="datetime.format") from None
+    return format_ts(moment)
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    id_number: Annotated[str | None, typer.Option(help="Personal ID number.")] = None,
+    person: Annotated[str | None, typer.Option(help="Internal person key.")] = None,
+    household: Annotated[str | None, typer.Option(help="Internal household key.")] = None,
+    as_of: Annotated[str | None, typer.Option(help="The record as it was at this moment.")]
+    = None,
+    history: Annotated[bool, typer.Option(help="List the changes instead.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Plain JSON output.")] = False,
+) -> None:
+    """Show a person's or a household's record, now or --as-of a past moment, or its history."""
+    with handled(), registry(ctx) as reg:
+        moment = _moment(as_of)
+        if household:
+            data: Any = (reg.history(household) if history
+                         else reg.household(household, as_of=moment))
+        else:
+            key = person or (reg.find(id_number) if id_number else None)
+            if key is None:
+                from cutru.errors import InputError
+                raise InputError("give --id-number, --person or --household", field="id_number",
+                                 rule="required")
+            data = reg.history(key) if history else reg.person(key, as_of=moment)
+        emit(data, as_json)
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="JSON Lines file (docs/import.md); - for stdin.")],
+    batch_lines: Annotated[int, typer.Option(help="Lines per transaction; 0 = the whole file "
+                                                  "is one batch.")] = 0,
+    actor: Annotated[str, typer.Option(help="Who imports.")] = "importer",
+) -> None:
+    """Load residents through the same rules as the transactions; a bad line rejects its batch."""
+    with handled(), registry(ctx) as reg:
+        stream = sys.stdin if str(path) == "-" else path.open(encoding="utf-8")
+        total = None if stream is sys.stdin else sum(1 for ln in path.open() if ln.strip())
+        with stream, progress_bar("importing lines", total) as advance:
+            result = importer.import_records(
+                reg.runner, importer.parse_lines(stream), actor=actor,
+                batch_lines=batch_lines, progress=lambda lines, _p: advance(lines))
+        reg.checkpoint()
+        console.print(f"imported {result.lines} lines: {result.persons} persons, "
+                      f"{result.households} households, {result.entries} journal entries")
+
+
+@demo_app.command("seed")
+def demo_seed(
+    ctx: typer.Context,
+    persons: Annotated[int, typer.Option(min=1, help="How many persons to create.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Same seed, same registry.")] = 0,
+    today: Annotated[str | None, typer.Option(help="Reference date (default: today).")] = None,
+    batch_lines: Annotated[int, typer.Option(min=1, help="Lines per transaction.")] = 2000,
+) -> None:
+    """Create realistic synthetic residents (deterministic for a given seed)."""
+    from cutru.services import synthetic
+    import random
+
+    with handled(), registry(ctx) as reg:
+        reg.init()
+        ref = date.fromisoformat(today) if today else date.today()
+        rng = random.Random(seed)
+        reg.runner.new_key = KeyFactory(rng.getrandbits)
+        lines = enumerate(synthetic.generate(persons, seed=seed, today=ref), start=1)
+        with progress_bar("seeding persons", persons) as advance:
+            result = importer.import_records(
+                reg.runner, lines, actor="demo-seed", batch_lines=batch_lines,
+                progress=lambda _lines, p: advance(p))
+        reg.checkpoint()
+        console.print(f"seeded {result.persons} persons in {result.households} households "
+                      f"({result.lines} records, {result.entries} journal entries)")
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Report as JSON.")] = False,
+) -> None:
+    """Check the journal chain, the signed checkpoints and the projection against the digest.
+    Exit code 6 when anything is wrong."""
+    with handled(), registry(ctx) as reg:
+        total = reg.journal_length()
+        with progress_bar("verifying", None) as advance:
+            report = reg.verify(progress=advance)
+        data = {"ok": report.ok, "entries": report.entries, "rows": report.rows,
+                "checkpoints": report.checkpoints, "digest": report.digest,
+                "problems": [p.__dict__ for p in report.problems]}
+        if as_json:
+            emit(data, True)
+        else:
+            for p in report.problems:
+                console.print(f"[red]✗[/red] {p.kind}: {p.message}"
+                              + (f" (since entry {p.since_seq})" if p.since_seq else ""))
+            mark = "[green]✓ verified[/green]" if report.ok else "[red]✗ verification failed"
+            console.print(f"{mark}: {report.entries}/{total} entries, {report.rows} rows, "
+                          f"{report.checkpoints} checkpoints; state digest {report.digest}")
+        if not report.ok:
+            raise typer.Exit(6)
+
+
+@app.command()
+def rebuild(ctx: typer.Context) -> None:
+    """Rebuild the projection from the journal alone; it must match the recorded digest."""
+    with handled(), registry(ctx) as reg:
+        with progress_bar("replaying journal", reg.journal_length()) as advance:
+            digest = reg.rebuild(progress=advance)
+        console.print(f"projection rebuilt; state digest {digest} matches the journal")
+
+
+@app.command()
+def checkpoint(ctx: typer.Context) -> None:
+    """Sign a checkpoint of the current journal head now."""
+    with handled(), registry(ctx) as reg:
+        reg.checkpoint()
+        console.print(f"checkpoint signed at entry {reg.journal_length()}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Journal entries: their fields, their hash, and the hash chain (docs/design.md, "The journal").
+
+An entry is built in two steps: a :class:`Draft` collects what one operation changed; sealing
+it against the previous entry gives an :class:`Entry` with its sequence number, time, state
+digest, previous hash and own hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cutru.journal import canonical
+
+#: The hash of "no previous entry" (the predecessor of seq 1).
+GENESIS = "0" * 64
+ENTRY_PREFIX = b"cutru-journal-v1\n"
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One projection row changed: insert (before None), update, or delete (after None)."""
+
+    table: str
+    key: str
+    before: Row | None
+    after: Row | None
+
+    def to_object(self) -> dict[str, Any]:
+        return {"table": self.table, "key": self.key, "before": self.before, "after": self.after}
+
+    @classmethod
+    def from_object(cls, obj: dict[str, Any]) -> Change:
+        return cls(obj["table"], obj["key"], obj["before"], obj["after"])
+
+
+@dataclass
+class Draft:
+    """What one operation did, before it is sealed into the chain."""
+
+    actor: str
+    purpose: str
+    operation: str
+    subjects: set[str] = field(default_factory=set)
+    changes: list[Change] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    ts: str
+    actor: str
+    purpose: str
+    operation: str
+    subjects: tuple[str, ...]
+    changes: tuple[Change, ...]
+    digest: str
+    prev: str
+    hash: str
+
+    def body(self) -> dict[str, Any]:
+        """The object the hash is computed over: every field except ``hash``."""
+        return {
+            "seq": self.seq,
+            "ts": self.ts,
+            "actor": self.actor,
+            "purpose": self.purpose,
+            "operation": self.operation,
+            "subjects": list(self.subjects),
+            "changes": [c.to_object() for c in self.changes],
+            "digest": self.digest,
+            "prev": self.prev,
+        }
+
+    def computed_hash(self) -> str:
+        return hash_body(self.body())
+
+
+def hash_body(body: dict[str, Any]) -> str:
+    """Hex SHA-256 of the prefix and the canonical encoding of an entry body."""
+    return hashlib.sha256(ENTRY_PREFIX + canonical.encode(body)).hexdigest()
+
+
+def seal(draft: Draft, *, seq: int, ts: str, digest: str, prev: str) -> Entry:
+    """Give a draft its place in the chain."""
+    subjects = tuple(sorted(draft.subjects))
+    changes = tuple(draft.changes)
+    body = {
+        "seq": seq,
+        "ts": ts,
+        "actor": draft.actor,
+        "purpose": draft.purpose,
+        "operation": draft.operation,
+        "subjects": list(subjects),
+        "changes": [c.to_object() for c in changes],
+        "digest": digest,
+        "prev": prev,
+    }
+    return Entry(seq, ts, draft.actor, draft.purpose, draft.operation, subjects, changes,
+                 digest, prev, hash_body(body))
+
+
+def format_ts(moment: datetime) -> str:
+    """UTC, microseconds, 'Z': ``2026-11-27T09:00:00.000000Z`` (sorts as text)."""
+    if moment.tzinfo is None:
+        raise ValueError("journal times must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ts(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def next_ts(now: datetime, previous: str) -> str:
+    """The entry time: the clock's UTC time, never earlier than the previous entry's."""
+    ts = format_ts(now)
+    return previous if previous and ts < previous else ts

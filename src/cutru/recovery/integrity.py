@@ -1,0 +1,222 @@
+"""Tamper detection and rebuild (docs/design.md, "Verification").
+
+``verify`` checks, in order: the hash chain (gapless sequence, links, hashes, times); the
+state digest recorded in every entry against a replay of the row images; the journal head;
+every signed checkpoint (signature, and agreement with the entry it names) and the latest
+checkpoint kept outside the database (a journal cut back to an older valid prefix); and
+finally the live projection against the journal's digest. A projection mismatch is
+pinpointed row by row against a replay, with the last journal position that wrote the row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, delete, select, update
+
+from cutru.errors import CheckpointInvalid, JournalChainBroken, ProjectionMismatch
+from cutru.journal import canonical
+from cutru.journal.entry import GENESIS, Entry
+from cutru.journal.lthash import LtHash, row_element
+from cutru.journal.signing import SignedCheckpoint, verify_checkpoint
+from cutru.store import journal_store
+from cutru.store.engine import Database
+from cutru.store.rows import RowWriter
+from cutru.store.schema import PROJECTION, journal_head
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # chain | digest | head | checkpoint | truncation | projection
+    message: str
+    seq: int | None = None
+    table: str | None = None
+    key: str | None = None
+    change: str | None = None  # inserted | updated | deleted (projection rows)
+    since_seq: int | None = None  # last journal entry that wrote this row
+
+
+@dataclass
+class Report:
+    entries: int = 0
+    rows: int = 0
+    checkpoints: int = 0
+    digest: str = ""
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _noop(_: int) -> None:
+    return None
+
+
+def iter_projection_rows(conn: Connection) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for table in PROJECTION:
+        for row in conn.execute(select(table).order_by(table.c.key)).mappings():
+            yield table.name, row["key"], dict(row)
+
+
+def projection_state(conn: Connection, progress: Progress = _noop) -> tuple[LtHash, int]:
+    """The state digest recomputed from the live tables (not from the head)."""
+    state, n, batch = LtHash.empty(), 0, []
+    for table, key, row in iter_projection_rows(conn):
+        batch.append(row_element(table, key, canonical.encode(row)))
+        n += 1
+        if len(batch) >= 5000:
+            state.add_many(batch)
+            progress(len(batch))
+            batch = []
+    state.add_many(batch)
+    progress(len(batch))
+    return state, n
+
+
+def _check_chain(conn: Connection, report: Report, progress: Progress
+                 ) -> tuple[LtHash, Entry | None]:
+    state, prev_hash, prev_ts, expected = LtHash.empty(), GENESIS, "", 1
+    last: Entry | None = None
+    for e in journal_store.iter_entries(conn):
+        if e.seq != expected:
+            report.problems.append(Problem("chain", f"entry {expected} is missing "
+                                           f"(next present is {e.seq})", seq=expected))
+        if e.prev != prev_hash:
+            report.problems.append(Problem("chain", f"entry {e.seq} does not link to its "
+                                           "predecessor", seq=e.seq))
+        if e.computed_hash() != e.hash:
+            report.problems.append(Problem("chain", f"entry {e.seq} was altered: its hash "
+                                           "does not match its content", seq=e.seq))
+        if e.ts < prev_ts:
+            report.problems.append(Problem("chain", f"entry {e.seq} is dated before its "
+                                           "predecessor", seq=e.seq))
+        added, removed = journal_store.row_elements(e.changes)
+        state.update(added, removed)
+        if state.digest() != e.digest:
+            report.problems.append(Problem("digest", f"entry {e.seq} records a state digest "
+                                           "that its row images do not give", seq=e.seq))
+        prev_hash, prev_ts, expected, last = e.hash, e.ts, e.seq + 1, e
+        report.entries += 1
+        progress(1)
+    return state, last
+
+
+def _check_checkpoints(conn: Connection, report: Report, keys: Mapping[str, bytes],
+                       external: SignedCheckpoint | None, last: Entry | None) -> None:
+    cps = journal_store.list_checkpoints(conn)
+    if external is not None and all(c.checkpoint.seq != external.checkpoint.seq for c in cps):
+        cps.append(external)
+    for cp in cps:
+        report.checkpoints += 1
+        c = cp.checkpoint
+        try:
+            verify_checkpoint(cp, keys)
+        except CheckpointInvalid as exc:
+            report.problems.append(Problem("checkpoint", f"checkpoint at {c.seq}: {exc}",
+                                           seq=c.seq))
+            continue
+        entry = journal_store.get_entry(conn, c.seq)
+        if entry is None:
+            report.problems.append(Problem(
+                "truncation", f"a signed checkpoint covers entry {c.seq} but the journal ends "
+                f"at {last.seq if last else 0}: entries were removed", seq=c.seq))
+        elif (entry.hash, entry.digest) != (c.chain_head, c.state_digest):
+            report.problems.append(Problem(
+                "checkpoint", f"entry {c.seq} differs from what checkpoint {c.seq} signed",
+                seq=c.seq))
+
+
+def verify(db: Database, *, public_keys: Mapping[str, bytes],
+           external: SignedCheckpoint | None = None, progress: Progress = _noop) -> Report:
+    """Check everything; never raises for a finding, returns them all in the report."""
+    report = Report()
+    with db.read() as conn:
+        state, last = _check_chain(conn, report, progress)
+        head = journal_store.read_head(conn)
+        if last is not None and (head.seq, head.hash) != (last.seq, last.hash):
+            report.problems.append(Problem("head", f"the journal head says {head.seq} but the "
+                                           f"journal ends at {last.seq}", seq=head.seq))
+        if head.state != state:
+            report.problems.append(Problem("head", "the stored running digest differs from "
+                                           "the journal's replay"))
+        _check_checkpoints(conn, report, public_keys, external, last)
+        live, report.rows = projection_state(conn, progress)
+        report.digest = live.digest()
+        if live != state:
+            report.problems.extend(pinpoint(conn))
+    return report
+
+
+def replay_state(conn: Connection, stop: int | None = None
+                 ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[tuple[str, str], int]]:
+    """Rows the journal says exist (up to ``stop``), and the last position that wrote each."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    written: dict[tuple[str, str], int] = {}
+    for e in journal_store.iter_entries(conn, stop=stop):
+        for ch in e.changes:
+            k = (ch.table, ch.key)
+            written[k] = e.seq
+            if ch.after is None:
+                rows.pop(k, None)
+            else:
+                rows[k] = ch.after
+    return rows, written
+
+
+def pinpoint(conn: Connection) -> list[Problem]:
+    """Which live rows differ from the journal, and since which position."""
+    expected, written = replay_state(conn)
+    found: list[Problem] = []
+    live_keys = set()
+    for table, key, row in iter_projection_rows(conn):
+        k = (table, key)
+        live_keys.add(k)
+        want = expected.get(k)
+        if want is None:
+            found.append(Problem("projection", f"{table} row {key} exists but no journal "
+                                 "entry created it", table=table, key=key, change="inserted",
+                                 since_seq=written.get(k)))
+        elif want != row:
+            cols = sorted(c for c in row if row.get(c) != want.get(c))
+            found.append(Problem("projection", f"{table} row {key} differs from the journal "
+                                 f"in {', '.join(cols)}", table=table, key=key,
+                                 change="updated", since_seq=written.get(k)))
+    for k in sorted(set(expected) - live_keys):
+        found.append(Problem("projection", f"{k[0]} row {k[1]} is missing from the live "
+                             "tables", table=k[0], key=k[1], change="deleted",
+                             since_seq=written.get(k)))
+    return found
+
+
+def rebuild(db: Database, progress: Progress = _noop) -> str:
+    """Replace the projection by a replay of the journal, in one transaction; the result
+    must have exactly the recorded digest, or nothing changes."""
+    with db.begin() as conn:
+        journal_store.lock_head(conn)
+        chain = Report()
+        state, last = _check_chain(conn, chain, _noop)
+        if chain.problems:
+            raise JournalChainBroken("the journal itself is damaged; rebuild refused: "
+                                     + chain.problems[0].message, seq=chain.problems[0].seq)
+        for table in reversed(PROJECTION):
+            conn.execute(delete(table))
+        writer = RowWriter(conn)
+        for e in journal_store.iter_entries(conn):
+            for ch in e.changes:
+                writer.apply(ch)
+            progress(1)
+        writer.flush()
+        rebuilt, _ = projection_state(conn)
+        recorded = last.digest if last else LtHash.empty().digest()
+        if rebuilt.digest() != recorded or rebuilt != state:
+            raise ProjectionMismatch("the rebuilt projection does not give the recorded digest",
+                                     expected=recorded, got=rebuilt.digest())
+        conn.execute(update(journal_head).where(journal_head.c.id == 1).values(
+            seq=last.seq if last else 0, hash=last.hash if last else GENESIS,
+            ts=last.ts if last else "", lthash=state.to_bytes()))
+        return recorded

@@ -1,0 +1,1 @@
+"""Use cases: validate → write projection rows → journal → (audit), in one transaction."""

@@ -1,0 +1,220 @@
+"""The registry: the one service object that the CLI and the API adapt.
+
+Each transaction method takes the acting principal (``actor``) and the legal basis or purpose
+(``purpose``) that the journal records, runs in one database transaction, and returns the keys
+it created. A violated rule raises and writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cutru.config import Settings
+from cutru.errors import ConfigError
+from cutru.journal.signing import (
+    SignedCheckpoint,
+    SigningKey,
+    generate_signing_key,
+    load_signing_key,
+    load_verify_key,
+    public_key_path,
+)
+from cutru.recovery import integrity
+from cutru.services import households as hh_ops
+from cutru.services import people, records, residence
+from cutru.services.unit import Clock, KeyFactory, Tx, UnitRunner, utc_now
+from cutru.store import journal_store, migrate
+from cutru.store.engine import Database
+
+class Registry:
+    """cutru's registry over one database."""
+
+    def __init__(self, settings: Settings, *, clock: Clock = utc_now,
+                 new_key: KeyFactory | None = None, db: Database | None = None) -> None:
+        self.settings = settings
+        self.db = db or Database(settings.url, sqlite_synchronous=settings.sqlite_synchronous)
+        self.clock = clock
+        self._signing_key: SigningKey | None = None
+        if settings.signing_key_path.exists():
+            self._signing_key = load_signing_key(settings.signing_key_path)
+        self.runner = UnitRunner(self.db, clock=clock, signing_key=self._signing_key,
+                                 checkpoint_interval=settings.checkpoint_interval,
+                                 new_key=new_key)
+
+    # -- set-up ---------------------------------------------------------------------------
+    def init(self) -> str:
+        """Create or upgrade the schema, the journal head and the signing key (idempotent)."""
+        migrate.upgrade(self.db)
+        with self.db.begin() as conn:
+            journal_store.init_head(conn)
+        if self._signing_key is None:
+            generate_signing_key(self.settings.signing_key_path)
+            self._signing_key = load_signing_key(self.settings.signing_key_path)
+            self.runner.signing_key = self._signing_key
+        return self._signing_key.key_id
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    # -- generic ----------------------------------------------------------------------------
+    def run(self, actor: str, purpose: str, operation: str, fn: Callable[[Tx], Any]) -> Any:
+        with self.runner.unit(actor, purpose, operation) as tx:
+            result = fn(tx)
+        self._after_commit()
+        return result
+
+    def _after_commit(self) -> None:
+        """Keep a copy of the newest signed checkpoint outside the database."""
+        with self.db.read() as conn:
+            cps = journal_store.list_checkpoints(conn)
+        if cps:
+            self._write_external(cps[-1])
+
+    def _write_external(self, cp: SignedCheckpoint) -> None:
+        path = self.settings.external_checkpoint_path
+        current = _read_checkpoint_file(path)
+        if current is not None and current.checkpoint.seq >= cp.checkpoint.seq:
+            return
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({**cp.checkpoint.__dict__, "signature": cp.signature}))
+        tmp.replace(path)
+
+    # -- transactions -------------------------------------------------------------------------
+    def declare_person(self, actor: str, purpose: str, person: dict[str, Any]) -> str:
+        return str(self.run(actor, purpose, "person.declare",
+                            lambda tx: people.declare_person(tx, person)))
+
+    def register_permanent(self, actor: str, purpose: str, person_key: str, **kw: Any) -> str:
+        return str(self.run(actor, purpose, "permanent.register",
+                            lambda tx: residence.register_permanent(tx, person_key, **kw)))
+
+    def deregister_permanent(self, actor: str, purpose: str, person_key: str, **kw: Any) -> None:
+        self.run(actor, purpose, "permanent.deregister",
+                 lambda tx: residence.deregister_permanent(tx, person_key, **kw))
+
+    def register_temporary(self, actor: str, purpose: str, person_key: str, **kw: Any) -> str:
+        return str(self.run(actor, purpose, "temporary.register",
+                            lambda tx: residence.register_temporary(tx, person_key, **kw)))
+
+    def extend_temporary(self, actor: str, purpose: str, person_key: str, **kw: Any) -> None:
+        self.run(actor, purpose, "temporary.extend",
+                 lambda tx: residence.extend_temporary(tx, person_key, **kw))
+
+    def deregister_temporary(self, actor: str, purpose: str, person_key: str, **kw: Any) -> None:
+        self.run(actor, purpose, "temporary.deregister",
+                 lambda tx: residence.deregister_temporary(tx, person_key, **kw))
+
+    def notify_stay(self, actor: str, purpose: str, **kw: Any) -> str:
+        return str(self.run(actor, purpose, "stay.notify",
+                            lambda tx: residence.notify_stay(tx, **kw)))
+
+    def declare_absence(self, actor: str, purpose: str, person_key: str, **kw: Any) -> str:
+        return str(self.run(actor, purpose, "absence.declare",
+                            lambda tx: residence.declare_absence(tx, person_key, **kw)))
+
+    def separate_household(self, actor: str, purpose: str, household_key: str,
+                           **kw: Any) -> str:
+        return str(self.run(actor, purpose, "household.separate",
+                            lambda tx: hh_ops.separate(tx, household_key, **kw)))
+
+    def change_head(self, actor: str, purpose: str, household_key: str, new_head_key: str,
+                    relationships: dict[str, Any]) -> None:
+        self.run(actor, purpose, "household.change_head",
+                 lambda tx: hh_ops.change_head(tx, household_key, new_head_key, relationships))
+
+    def adjust_information(self, actor: str, purpose: str, person_key: str,
+                           changes: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.run(actor, purpose, "person.adjust",
+                             lambda tx: people.adjust_information(tx, person_key, changes)))
+
+    def record_death(self, actor: str, purpose: str, person_key: str, **kw: Any) -> None:
+        op = "person.missing" if kw.get("missing") else "person.death"
+        self.run(actor, purpose, op, lambda tx: people.record_death(tx, person_key, **kw))
+
+    def request_correction(self, actor: str, purpose: str, person_key: str,
+                           changes: dict[str, Any], **kw: Any) -> str:
+        return str(self.run(actor, purpose, "correction.request",
+                            lambda tx: people.request_correction(
+                                tx, person_key, changes, requested_by=actor, **kw)))
+
+    def decide_correction(self, actor: str, purpose: str, correction_key: str,
+                          approve: bool) -> None:
+        self.run(actor, purpose, "correction.approve" if approve else "correction.reject",
+                 lambda tx: people.decide_correction(tx, correction_key, approver=actor,
+                                                     approve=approve))
+
+    def confirm_residence(self, actor: str, purpose: str, person_key: str) -> str:
+        return str(self.run(actor, purpose, "residence.confirm",
+                            lambda tx: residence.confirm_residence(tx, person_key)))
+
+    def confirmation_status(self, key: str) -> tuple[bool, str]:
+        with self.db.read() as conn:
+            tx = self.runner.read_tx(conn)
+            return residence.confirmation_status(tx, key, tx.today)
+
+    def readdress(self, actor: str, purpose: str, *, old_commune_code: str,
+                  new_commune_code: str) -> int:
+        return int(self.run(actor, purpose, "address.readdress",
+                            lambda tx: people.readdress(tx, old_commune_code=old_commune_code,
+                                                        new_commune_code=new_commune_code)))
+
+    # -- reading --------------------------------------------------------------------------
+    def find(self, id_number: str) -> str:
+        with self.db.read() as conn:
+            return records.find_by_id_number(conn, id_number)
+
+    def person(self, person_key: str, *, as_of: str | None = None) -> dict[str, Any]:
+        with self.db.read() as conn:
+            seq = None if as_of is None else journal_store.seq_at(conn, as_of)
+            return records.person_record(conn, person_key, as_of_seq=seq)
+
+    def household(self, household_key: str, *, as_of: str | None = None) -> dict[str, Any]:
+        with self.db.read() as conn:
+            seq = None if as_of is None else journal_store.seq_at(conn, as_of)
+            return records.household_record(conn, household_key, as_of_seq=seq)
+
+    def history(self, subject: str) -> list[dict[str, Any]]:
+        with self.db.read() as conn:
+            return records.history(conn, subject)
+
+    # -- integrity ------------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        self.runner.checkpoint()
+        self._after_commit()
+
+    def public_keys(self) -> dict[str, bytes]:
+        keys: dict[str, bytes] = {}
+        for pub in sorted(self.settings.key_dir.glob("*.pub")):
+            key_id, raw = load_verify_key(pub)
+            keys[key_id] = raw
+        if not keys:
+            raise ConfigError(f"no public checkpoint key in {self.settings.key_dir}",
+                              field="key_dir", rule="keys.present")
+        return keys
+
+    def verify(self, progress: integrity.Progress = integrity._noop) -> integrity.Report:
+        return integrity.verify(self.db, public_keys=self.public_keys(),
+                                external=_read_checkpoint_file(
+                                    self.settings.external_checkpoint_path),
+                                progress=progress)
+
+    def rebuild(self, progress: integrity.Progress = integrity._noop) -> str:
+        return integrity.rebuild(self.db, progress)
+
+    def journal_length(self) -> int:
+        with self.db.read() as conn:
+            return journal_store.last_seq(conn)
+
+
+def _read_checkpoint_file(path: Path) -> SignedCheckpoint | None:
+    from cutru.journal.signing import Checkpoint
+
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    signature = data.pop("signature")
+    return SignedCheckpoint(Checkpoint(**data), signature)
+

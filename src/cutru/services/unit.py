@@ -1,0 +1,152 @@
+"""The unit of work: one database transaction holding projection changes and their journal
+entries. A rule violated anywhere inside raises, the transaction rolls back, nothing is written.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import Connection, Table, select
+
+from cutru.errors import ConfigError, NotFound
+from cutru.journal.entry import Draft, Entry, Row
+from cutru.journal.signing import Checkpoint, SigningKey
+from cutru.store import journal_store
+from cutru.store.engine import Database
+from cutru.store.rows import RowWriter
+
+Clock = Callable[[], datetime]
+
+
+#: Vietnam's civil time (UTC+7, no daylight saving): dates of the law are local dates.
+VIETNAM_TZ = timezone(timedelta(hours=7), "ICT")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def local_date(moment: datetime) -> date:
+    return moment.astimezone(VIETNAM_TZ).date()
+
+
+class KeyFactory:
+    """Internal record keys: a one-letter kind and 16 hex digits (never the ID number)."""
+
+    def __init__(self, randbits: Callable[[int], int] | None = None) -> None:
+        self._randbits = randbits or secrets.randbits
+
+    def __call__(self, kind: str) -> str:
+        return f"{kind}{self._randbits(64):016x}"
+
+
+@dataclass
+class Tx:
+    """What an operation sees: the connection, the row writer, its draft, today's date."""
+
+    conn: Connection
+    rows: RowWriter
+    draft: Draft
+    today: date
+    new_key: KeyFactory
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, table: Table, key: str, what: str) -> Row:
+        row = self.rows.get(table, key)
+        if row is None:
+            raise NotFound(f"{what} {key} not found", field=f"{what}_key", rule="exists")
+        return row
+
+    def select(self, table: Table, **where: Any) -> list[Row]:
+        self.rows.flush()
+        stmt = select(table)
+        for col, value in where.items():
+            stmt = stmt.where(table.c[col] == value)
+        return [dict(r) for r in self.conn.execute(stmt.order_by(table.c.key)).mappings()]
+
+    def touch(self, *subjects: str | None) -> None:
+        self.draft.subjects.update(s for s in subjects if s)
+
+
+@dataclass
+class Batch:
+    """Several operations in one transaction (bulk import); each gets its own journal entry."""
+
+    conn: Connection
+    rows: RowWriter
+    today: date
+    new_key: KeyFactory
+    drafts: list[Draft] = field(default_factory=list)
+
+    @contextmanager
+    def unit(self, actor: str, purpose: str, operation: str) -> Iterator[Tx]:
+        mark = len(self.rows.changes)
+        draft = Draft(actor=actor, purpose=purpose, operation=operation)
+        tx = Tx(self.conn, self.rows, draft, self.today, self.new_key)
+        yield tx
+        draft.changes = self.rows.changes[mark:]
+        self.drafts.append(draft)
+
+
+class UnitRunner:
+    """Opens transactions, seals their drafts into the journal, signs periodic checkpoints."""
+
+    def __init__(self, db: Database, *, clock: Clock = utc_now,
+                 signing_key: SigningKey | None = None, checkpoint_interval: int = 1000,
+                 new_key: KeyFactory | None = None) -> None:
+        self.db = db
+        self.clock = clock
+        self.signing_key = signing_key
+        self.checkpoint_interval = checkpoint_interval
+        self.new_key = new_key or KeyFactory()
+
+    @contextmanager
+    def batch(self) -> Iterator[Batch]:
+        with self.db.begin() as conn:
+            head = journal_store.lock_head(conn)
+            batch = Batch(conn, RowWriter(conn), local_date(self.clock()), self.new_key)
+            yield batch
+            batch.rows.flush()
+            before = head.seq
+            entries = journal_store.append(conn, head, batch.drafts, self.clock)
+            if entries and self._checkpoint_due(before, head.seq):
+                self._sign(conn, entries[-1])
+
+    @contextmanager
+    def unit(self, actor: str, purpose: str, operation: str) -> Iterator[Tx]:
+        with self.batch() as b, b.unit(actor, purpose, operation) as tx:
+            yield tx
+
+    def read_tx(self, conn: Connection) -> Tx:
+        """A Tx for read-only helpers (its draft is never sealed)."""
+        return Tx(conn, RowWriter(conn), Draft("reader", "read", "read"),
+                  local_date(self.clock()), self.new_key)
+
+    def _checkpoint_due(self, before: int, after: int) -> bool:
+        n = self.checkpoint_interval
+        return self.signing_key is not None and after // n > before // n
+
+    def _sign(self, conn: Connection, entry: Entry) -> None:
+        if self.signing_key is None:
+            raise ConfigError("no signing key loaded", field="key_dir", rule="keys.present")
+        cp = Checkpoint(seq=entry.seq, chain_head=entry.hash, state_digest=entry.digest,
+                        created_at=entry.ts, key_id=self.signing_key.key_id)
+        journal_store.save_checkpoint(conn, self.signing_key.sign(cp))
+
+    def checkpoint(self) -> Checkpoint | None:
+        """Sign a checkpoint at the current head now (none when the journal is empty
+        or the head is already checkpointed)."""
+        with self.db.begin() as conn:
+            head = journal_store.lock_head(conn)
+            if head.seq == 0 or journal_store.last_checkpoint_seq(conn) == head.seq:
+                return None
+            entry = journal_store.get_entry(conn, head.seq)
+            assert entry is not None
+            self._sign(conn, entry)
+            return Checkpoint(entry.seq, entry.hash, entry.digest, entry.ts,
+                              self.signing_key.key_id if self.signing_key else "")

@@ -1,0 +1,89 @@
+"""Engines for the two supported databases and the one transaction helper.
+
+SQLite (the embedded default) runs in WAL mode; a write transaction starts with
+``BEGIN IMMEDIATE`` so writers queue at the start instead of failing at commit. PostgreSQL
+serialises writers on the journal head row (``SELECT ... FOR UPDATE``), see ``journal_store``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from cutru.errors import ConfigError
+
+
+class Database:
+    """One registry database: an engine plus the transaction discipline of cutru."""
+
+    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL") -> None:
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            raise ConfigError(f"database URL is not valid: {exc}", field="database_url",
+                              rule="url.format") from exc
+        self.url = url
+        self.dialect = parsed.get_backend_name()
+        if self.dialect not in {"sqlite", "postgresql"}:
+            raise ConfigError(f"unsupported database {self.dialect!r}; use sqlite or postgresql",
+                              field="database_url", rule="url.dialect")
+        if self.dialect == "postgresql" and parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        if self.dialect == "sqlite" and parsed.database:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_engine(parsed, future=True)
+        if self.dialect == "sqlite":
+            _configure_sqlite(self.engine, sqlite_synchronous)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """One write transaction: commits on success, rolls back (writing nothing) on error."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise ConfigError(f"database unavailable: {exc.orig}", field="database_url",
+                              rule="db.unavailable") from exc
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only snapshot (one transaction, rolled back at the end)."""
+        try:
+            with self.engine.connect().execution_options(cutru_read=True) as conn:
+                yield conn
+                conn.rollback()
+        except OperationalError as exc:
+            raise ConfigError(f"database unavailable: {exc.orig}", field="database_url",
+                              rule="db.unavailable") from exc
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _configure_sqlite(engine: Engine, synchronous: str) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide where transactions begin.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Readers take a deferred snapshot; writers take the write lock at once.
+        read = conn.get_execution_options().get("cutru_read", False)
+        conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")

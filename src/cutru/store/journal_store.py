@@ -1,0 +1,177 @@
+"""Persistence of the journal: the head, appending sealed entries, checkpoints, and reading.
+
+Appending happens inside the caller's transaction, after the projection rows changed, so the
+journal and the projection commit or roll back together. Writers are serialised: SQLite by
+``BEGIN IMMEDIATE``, PostgreSQL by locking the single ``journal_head`` row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from cutru.journal import canonical
+from cutru.journal.entry import GENESIS, Change, Draft, Entry, next_ts, seal
+from cutru.journal.lthash import LtHash, row_element
+from cutru.journal.signing import Checkpoint, SignedCheckpoint
+from cutru.store.schema import checkpoints, journal, journal_head, journal_subjects
+
+
+@dataclass
+class Head:
+    seq: int
+    hash: str
+    ts: str
+    state: LtHash
+
+
+def init_head(conn: Connection) -> None:
+    """Create the head row of an empty journal (idempotent)."""
+    if conn.execute(select(journal_head.c.id)).first() is None:
+        conn.execute(insert(journal_head).values(
+            id=1, seq=0, hash=GENESIS, ts="", lthash=LtHash.empty().to_bytes()))
+
+
+def lock_head(conn: Connection) -> Head:
+    """The head, locked for the rest of the transaction (the writers' queue)."""
+    return _load_head(conn, for_update=conn.dialect.name == "postgresql")
+
+
+def read_head(conn: Connection) -> Head:
+    return _load_head(conn, for_update=False)
+
+
+def _load_head(conn: Connection, *, for_update: bool) -> Head:
+    stmt = select(journal_head).where(journal_head.c.id == 1)
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).mappings().first()
+    if row is None:
+        raise LookupError("journal head missing: run `cutru init` first")
+    return Head(row["seq"], row["hash"], row["ts"], LtHash.from_bytes(bytes(row["lthash"])))
+
+
+def row_elements(changes: Sequence[Change]) -> tuple[list[bytes], list[bytes]]:
+    """State-digest elements a list of changes adds and removes."""
+    added: list[bytes] = []
+    removed: list[bytes] = []
+    for ch in changes:
+        if ch.before is not None:
+            removed.append(row_element(ch.table, ch.key, canonical.encode(ch.before)))
+        if ch.after is not None:
+            added.append(row_element(ch.table, ch.key, canonical.encode(ch.after)))
+    return added, removed
+
+
+def append(conn: Connection, head: Head, drafts: Sequence[Draft],
+           now: Callable[[], datetime]) -> list[Entry]:
+    """Seal ``drafts`` after ``head``, write them, and advance the head (in place)."""
+    entries: list[Entry] = []
+    for draft in drafts:
+        if not draft.changes:  # an operation that changed nothing leaves no entry
+            continue
+        added, removed = row_elements(draft.changes)
+        head.state.update(added, removed)
+        ts = next_ts(now(), head.ts)
+        entry = seal(draft, seq=head.seq + 1, ts=ts, digest=head.state.digest(), prev=head.hash)
+        entries.append(entry)
+        head.seq, head.hash, head.ts = entry.seq, entry.hash, entry.ts
+    if not entries:
+        return entries
+    conn.execute(insert(journal), [_journal_row(e) for e in entries])
+    subject_rows = [{"subject": s, "seq": e.seq} for e in entries for s in e.subjects]
+    if subject_rows:
+        conn.execute(insert(journal_subjects), subject_rows)
+    conn.execute(update(journal_head).where(journal_head.c.id == 1).values(
+        seq=head.seq, hash=head.hash, ts=head.ts, lthash=head.state.to_bytes()))
+    return entries
+
+
+def _journal_row(e: Entry) -> dict[str, object]:
+    return {
+        "seq": e.seq, "ts": e.ts, "actor": e.actor, "purpose": e.purpose,
+        "operation": e.operation,
+        "subjects": canonical.encode(list(e.subjects)).decode(),
+        "changes": canonical.encode([c.to_object() for c in e.changes]).decode(),
+        "digest": e.digest, "prev": e.prev, "hash": e.hash,
+    }
+
+
+def entry_from_row(row: dict[str, object]) -> Entry:
+    """Decode a stored journal row. Decoding refuses non-canonical text (tampering)."""
+    subjects = canonical.decode(str(row["subjects"]).encode())
+    changes = canonical.decode(str(row["changes"]).encode())
+    assert isinstance(subjects, list) and isinstance(changes, list)
+    return Entry(
+        seq=int(row["seq"]),  # type: ignore[call-overload]
+        ts=str(row["ts"]), actor=str(row["actor"]), purpose=str(row["purpose"]),
+        operation=str(row["operation"]), subjects=tuple(str(s) for s in subjects),
+        changes=tuple(Change.from_object(c) for c in changes),
+        digest=str(row["digest"]), prev=str(row["prev"]), hash=str(row["hash"]),
+    )
+
+
+def iter_entries(conn: Connection, *, start: int = 1, stop: int | None = None,
+                 batch: int = 2000) -> Iterator[Entry]:
+    """Entries with ``start <= seq <= stop`` in order, fetched in batches."""
+    seq = start
+    while True:
+        stmt = select(journal).where(journal.c.seq >= seq).order_by(journal.c.seq).limit(batch)
+        if stop is not None:
+            stmt = stmt.where(journal.c.seq <= stop)
+        rows = conn.execute(stmt).mappings().all()
+        if not rows:
+            return
+        for r in rows:
+            yield entry_from_row(dict(r))
+        seq = int(rows[-1]["seq"]) + 1
+
+
+def entries_for_subject(conn: Connection, subject: str, *, stop: int | None = None
+                        ) -> list[Entry]:
+    stmt = (select(journal).join(journal_subjects, journal_subjects.c.seq == journal.c.seq)
+            .where(journal_subjects.c.subject == subject).order_by(journal.c.seq))
+    if stop is not None:
+        stmt = stmt.where(journal.c.seq <= stop)
+    return [entry_from_row(dict(r)) for r in conn.execute(stmt).mappings()]
+
+
+def seq_at(conn: Connection, ts: str) -> int:
+    """The last journal position whose time is at or before ``ts`` (0 when none)."""
+    found = conn.execute(select(func.max(journal.c.seq)).where(journal.c.ts <= ts)).scalar()
+    return int(found or 0)
+
+
+def last_seq(conn: Connection) -> int:
+    return int(conn.execute(select(func.max(journal.c.seq))).scalar() or 0)
+
+
+def get_entry(conn: Connection, seq: int) -> Entry | None:
+    row = conn.execute(select(journal).where(journal.c.seq == seq)).mappings().first()
+    return entry_from_row(dict(row)) if row is not None else None
+
+
+def save_checkpoint(conn: Connection, signed: SignedCheckpoint) -> None:
+    cp = signed.checkpoint
+    conn.execute(insert(checkpoints).values(
+        seq=cp.seq, chain_head=cp.chain_head, state_digest=cp.state_digest,
+        created_at=cp.created_at, key_id=cp.key_id, signature=signed.signature))
+
+
+def list_checkpoints(conn: Connection) -> list[SignedCheckpoint]:
+    rows = conn.execute(select(checkpoints).order_by(checkpoints.c.seq)).mappings()
+    return [
+        SignedCheckpoint(
+            Checkpoint(r["seq"], r["chain_head"], r["state_digest"], r["created_at"],
+                       r["key_id"]),
+            r["signature"],
+        )
+        for r in rows
+    ]
+
+
+def last_checkpoint_seq(conn: Connection) -> int:
+    return int(conn.execute(select(func.max(checkpoints.c.seq))).scalar() or 0)

@@ -1,0 +1,224 @@
+"""The database schema (SQLAlchemy Core).
+
+Two kinds of tables:
+
+* the **projection** (current state): every table has a text primary key ``key`` and only
+  scalar columns (text, integer, boolean), so that a row is exactly its image in the journal;
+* the **journal** and its bookkeeping (``journal``, ``journal_subjects``, ``journal_head``,
+  ``checkpoints``, ``meta``). ``journal`` and ``checkpoints`` are append-only: the database
+  refuses UPDATE and DELETE on them (triggers created by the migrations).
+
+Migrations live in ``cutru/store/migrations``; this module is their reference.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from cutru.domain.fields import PERSON_FIELDS
+
+metadata = MetaData()
+
+
+def _key() -> Column[str]:
+    return Column("key", String(64), primary_key=True)
+
+
+persons = Table(
+    "persons",
+    metadata,
+    _key(),
+    *[
+        Column(f.name, Text, nullable=True)
+        for f in PERSON_FIELDS
+        if f.name not in {"id_number", "full_name", "birth_date", "sex"}
+    ],
+    Column("id_number", String(12), nullable=True),
+    Column("full_name", Text, nullable=False),
+    Column("birth_date", String(10), nullable=False),
+    Column("birth_year", Integer, nullable=False),
+    Column("sex", String(8), nullable=False),
+    Column("secret_label", Boolean, nullable=False, default=False),
+    Index("ix_persons_id_number", "id_number", unique=True),
+    Index("ix_persons_name_year", "full_name", "birth_year"),
+)
+
+id_numbers = Table(
+    "id_numbers",
+    metadata,
+    _key(),
+    Column("person_key", String(64), nullable=False, index=True),
+    Column("id_number", String(12), nullable=False, index=True),
+    Column("valid_from", String(10), nullable=False),
+    Column("valid_to", String(10), nullable=True),
+    Column("reason", Text, nullable=True),
+)
+
+households = Table(
+    "households",
+    metadata,
+    _key(),
+    Column("residence_file_no", String(32), nullable=False),
+    Column("head_key", String(64), nullable=False),
+    Column("commune_code", String(5), nullable=False, index=True),
+    Column("street", Text, nullable=False),
+    Column("registered_on", String(10), nullable=False),
+)
+
+household_members = Table(
+    "household_members",
+    metadata,
+    _key(),
+    Column("household_key", String(64), nullable=False, index=True),
+    Column("person_key", String(64), nullable=False, unique=True),
+    Column("relationship", String(24), nullable=False),
+    Column("joined_on", String(10), nullable=False),
+)
+
+residences = Table(
+    "residences",
+    metadata,
+    _key(),
+    Column("person_key", String(64), nullable=False, index=True),
+    Column("kind", String(10), nullable=False),
+    Column("commune_code", String(5), nullable=False, index=True),
+    Column("street", Text, nullable=False),
+    Column("household_key", String(64), nullable=True),
+    Column("basis", String(24), nullable=True),
+    Column("start_date", String(10), nullable=False),
+    Column("term_end", String(10), nullable=True),
+    Column("extensions", Integer, nullable=False, default=0),
+    Column("status", String(14), nullable=False),
+    Column("dereg_reason", String(32), nullable=True),
+    Column("dereg_date", String(10), nullable=True),
+)
+
+stays = Table(
+    "stays",
+    metadata,
+    _key(),
+    Column("person_key", String(64), nullable=True, index=True),
+    Column("full_name", Text, nullable=False),
+    Column("document_number", String(32), nullable=False),
+    Column("commune_code", String(5), nullable=False),
+    Column("street", Text, nullable=False),
+    Column("arrival", String(10), nullable=False),
+    Column("departure", String(10), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("notified_at", String(32), nullable=False),
+)
+
+absences = Table(
+    "absences",
+    metadata,
+    _key(),
+    Column("person_key", String(64), nullable=False, index=True),
+    Column("category", String(16), nullable=False),
+    Column("start_date", String(10), nullable=False),
+    Column("end_date", String(10), nullable=False),
+    Column("destination", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+corrections = Table(
+    "corrections",
+    metadata,
+    _key(),
+    Column("person_key", String(64), nullable=False, index=True),
+    Column("changes", Text, nullable=False),
+    Column("doc_number", String(64), nullable=False),
+    Column("doc_date", String(10), nullable=False),
+    Column("doc_issuer", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("requested_by", String(64), nullable=False),
+    Column("requested_at", String(32), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("decided_by", String(64), nullable=True),
+    Column("decided_at", String(32), nullable=True),
+)
+
+confirmations = Table(
+    "confirmations",
+    metadata,
+    _key(),
+    Column("person_key", String(64), nullable=False, index=True),
+    Column("issued_on", String(10), nullable=False),
+    Column("valid_until", String(10), nullable=False),
+    Column("content", Text, nullable=False),
+)
+
+#: Projection tables in a fixed order (the order rebuild and digests iterate them).
+PROJECTION = (
+    persons,
+    id_numbers,
+    households,
+    household_members,
+    residences,
+    stays,
+    absences,
+    corrections,
+    confirmations,
+)
+PROJECTION_BY_NAME = {t.name: t for t in PROJECTION}
+
+journal = Table(
+    "journal",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("ts", String(27), nullable=False, index=True),
+    Column("actor", String(64), nullable=False, index=True),
+    Column("purpose", Text, nullable=False),
+    Column("operation", String(48), nullable=False),
+    Column("subjects", Text, nullable=False),
+    Column("changes", Text, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("prev", String(64), nullable=False),
+    Column("hash", String(64), nullable=False, unique=True),
+)
+
+journal_subjects = Table(
+    "journal_subjects",
+    metadata,
+    Column("subject", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+)
+
+journal_head = Table(
+    "journal_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("ts", String(27), nullable=False),
+    Column("lthash", LargeBinary, nullable=False),
+)
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("chain_head", String(64), nullable=False),
+    Column("state_digest", String(64), nullable=False),
+    Column("created_at", String(27), nullable=False),
+    Column("key_id", String(16), nullable=False),
+    Column("signature", String(128), nullable=False),
+)
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+APPEND_ONLY = (journal, checkpoints)
