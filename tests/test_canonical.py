@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import random
 from collections import OrderedDict
 from enum import IntEnum, StrEnum
 from typing import Any
@@ -63,7 +65,7 @@ def test_fast_path_matches_reference(value: Any) -> None:
 
 
 @given(st.dictionaries(keys, scalars, min_size=2, max_size=8), st.randoms())
-def test_key_insertion_order_does_not_matter(value: dict[str, Any], rnd: Any) -> None:
+def test_key_insertion_order_does_not_matter(value: dict[str, Any], rnd: random.Random) -> None:
     members = list(value.items())
     rnd.shuffle(members)
     assert encode(dict(members)) == encode(value) == encode(dict(reversed(members)))
@@ -97,6 +99,32 @@ def test_worked_example_of_the_design_document() -> None:
     )
 
 
+def test_the_design_documents_example_entry_hash() -> None:
+    after = {
+        "key": "P000001",
+        "full_name": "Nguyễn Văn An",
+        "birth_date": "1990-05-17",
+        "deceased": False,
+        "version": 1,
+    }
+    entry = {
+        "seq": 1,
+        "ts": "2026-01-05T08:30:00.000000Z",
+        "actor": "officer:hk-0042",
+        "purpose": "Law 68/2020 Art. 22: permanent residence registration",
+        "operation": "permanent.register",
+        "subjects": ["P000001"],
+        "changes": [{"table": "persons", "key": "P000001", "before": None, "after": after}],
+        "digest": "94ef769b46bd65b9972b061f9f6248d5a04de18a5f8c39af717b0eaa22155ee2",
+        "prev": "0" * 64,
+    }
+    data = encode(entry)
+    assert len(data) == 516
+    assert hashlib.sha256(b"cutru-journal-v1\n" + data).hexdigest() == (
+        "090eff8e2d459b772eb5f4746b0a6f94a751c205d8d03e3f346e8935d42724d2"
+    )
+
+
 # --- strings --------------------------------------------------------------------------------
 
 _JCS_ESCAPES = {0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0C: "\\f", 0x0D: "\\r"}
@@ -104,7 +132,7 @@ _JCS_ESCAPES = {0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0C: "\\f", 0x0D: "\\r"}
 
 @pytest.mark.parametrize("code", range(0x20))
 def test_control_characters_are_escaped_as_json_stringify_does(code: int) -> None:
-    expected = _JCS_ESCAPES.get(code, "\\u%04x" % code)  # lower-case hex
+    expected = _JCS_ESCAPES.get(code, f"\\u{code:04x}")  # lower-case hex
     assert encode(chr(code)) == f'"{expected}"'.encode()
     assert encode_reference(chr(code)) == f'"{expected}"'.encode()
 

@@ -71,6 +71,7 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         name = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"setting {name}: {first['msg']}", field=name, rule=first["type"]) from exc
+        raise ConfigError(f"setting {name}: {first['msg']}", field=name,
+                          rule=first["type"]) from exc
     settings.check_key_outside_data()
     return settings

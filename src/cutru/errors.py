@@ -13,7 +13,7 @@ process exit (``cutru.cli.errors``) and one to an HTTP response (the API's error
     │   │   ├── IdNumberFormatError                     not 12 digits
     │   │   ├── IdNumberRegionError                     unknown region (province/country) code
     │   │   ├── IdNumberCenturyError                    century/sex digit out of range
-    │   │   ├── IdNumberBirthYearMismatch               year digits disagree with the birth date
+    │   │   ├── IdNumberBirthYearMismatch               year digits disagree with birth date
     │   │   └── IdNumberSexMismatch                     sex digit disagrees with the recorded sex
     │   ├── AddressError                                unknown or unmappable administrative unit
     │   └── ImportLineError                             a line of an import file is rejected

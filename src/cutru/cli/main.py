@@ -131,8 +131,9 @@ def demo_seed(
     batch_lines: Annotated[int, typer.Option(min=1, help="Lines per transaction.")] = 2000,
 ) -> None:
     """Create realistic synthetic residents (deterministic for a given seed)."""
-    from cutru.services import synthetic
     import random
+
+    from cutru.services import synthetic
 
     with handled(), registry(ctx) as reg:
         reg.init()

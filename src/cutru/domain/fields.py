@@ -95,7 +95,7 @@ PERSON_FIELDS: tuple[FieldSpec, ...] = (
 
 FIELDS_BY_NAME = {f.name: f for f in PERSON_FIELDS}
 SENSITIVE_FIELDS = frozenset(f.name for f in PERSON_FIELDS if f.sensitive)
-#: Person fields holding a nested object (name, id_number, nationality ...), stored as canonical JSON.
+#: Person fields holding a nested object (name, id_number, ...), stored as canonical JSON.
 NESTED_FIELDS = frozenset(
     {"father", "mother", "spouse", "legal_representative", "guardian", "old_id_card",
      "citizen_id_card", "current_living_place"}

@@ -72,7 +72,8 @@ def _nested(data: dict[str, Any], name: str) -> str | None:
         validate_old_id_card(clean["number"], field=f"{name}.number")
     if name == "current_living_place":
         commune(clean.get("commune_code", ""), field=f"{name}.commune_code")
-    if "id_number" in clean and not (clean["id_number"].isdigit() and len(clean["id_number"]) == 12):
+    nested_id = clean.get("id_number")
+    if nested_id is not None and not (nested_id.isdigit() and len(nested_id) == 12):
         raise InputError(f"{name}.id_number must be 12 digits", field=f"{name}.id_number",
                          rule="id_number.format")
     return json.dumps(clean, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
@@ -89,7 +90,7 @@ def person_row(data: dict[str, Any], *, key: str, today: date) -> dict[str, Any]
     if birth.earliest() > today:
         raise InputError("birth_date is in the future", field="birth_date", rule="date.not_future")
     try:
-        sex = Sex(data.get("sex"))
+        sex = Sex(str(data.get("sex")))
     except ValueError:
         raise InputError("sex must be 'male' or 'female'", field="sex", rule="enum") from None
     row: dict[str, Any] = {"key": key, "full_name": full_name, "birth_date": str(birth),

@@ -153,17 +153,18 @@ def check_stay(*, arrival: datetime, departure: date, notified_at: datetime) -> 
                         deadline=deadline.isoformat())
 
 
-_MIN_ABSENCE = {
-    AbsenceCategory.SUPERVISED: ("1 day", lambda s: s + timedelta(days=1)),
-    AbsenceCategory.MILITARY_AGE: ("3 consecutive months", lambda s: add_months(s, 3)),
-    AbsenceCategory.OTHER: ("12 consecutive months", lambda s: add_months(s, 12)),
-}
+def _min_absence_end(category: AbsenceCategory, start: date) -> tuple[str, date]:
+    if category is AbsenceCategory.SUPERVISED:
+        return "1 day", start + timedelta(days=1)
+    if category is AbsenceCategory.MILITARY_AGE:
+        return "3 consecutive months", add_months(start, 3)
+    return "12 consecutive months", add_months(start, 12)
 
 
 def check_absence(*, category: AbsenceCategory, start: date, end: date,
                   has_permanent: bool, has_temporary_elsewhere: bool) -> None:
-    label, minimum = _MIN_ABSENCE[category]
-    if end < minimum(start):
+    label, minimum = _min_absence_end(category, start)
+    if end < minimum:
         raise violation("absence.min_period", f"{LAW} Art. 31(1)",
                         f"a temporary-absence declaration of this category covers at least "
                         f"{label}", category=category.value)

@@ -58,9 +58,9 @@ _DECODER = json.JSONDecoder()
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _SURROGATE = re.compile("[\\ud800-\\udfff]")
 _TO_ESCAPE = re.compile('["\\\\\x00-\x1f]')
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r"}
-_ESCAPES["\t"] = "\\t"
-_ESCAPES.update({chr(c): f"\\u{c:04x}" for c in range(0x20) if chr(c) not in _ESCAPES})
+_ESCAPES = {chr(c): f"\\u{c:04x}" for c in range(0x20)}  # lower-case hex, as JCS
+_ESCAPES.update({"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"})
+_ESCAPES.update({'"': '\\"', "\\": "\\\\"})
 
 
 class _SlowPath(Exception):

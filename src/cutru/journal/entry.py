@@ -100,8 +100,18 @@ def seal(draft: Draft, *, seq: int, ts: str, digest: str, prev: str) -> Entry:
         "digest": digest,
         "prev": prev,
     }
-    return Entry(seq, ts, draft.actor, draft.purpose, draft.operation, subjects, changes,
-                 digest, prev, hash_body(body))
+    return Entry(
+        seq,
+        ts,
+        draft.actor,
+        draft.purpose,
+        draft.operation,
+        subjects,
+        changes,
+        digest,
+        prev,
+        hash_body(body),
+    )
 
 
 def format_ts(moment: datetime) -> str:

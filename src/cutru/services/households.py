@@ -30,7 +30,7 @@ def check_invariants(tx: Tx, household_key: str) -> None:
         return
     members, people = members_and_people(tx, household_key)
     check_household(members, people, tx.today)
-    head = [m for m in members if m["relationship"] == Relationship.HEAD][0]
+    head = next(m for m in members if m["relationship"] == Relationship.HEAD)
     if tx.get(households, household_key, "household")["head_key"] != head["person_key"]:
         raise violation("household.head_consistent", f"{LAW} Art. 10",
                         "the household's head and its head member disagree")
@@ -58,7 +58,7 @@ def leave(tx: Tx, person_key: str) -> str | None:
     member = membership(tx, person_key)
     if member is None:
         return None
-    hh = member["household_key"]
+    hh = str(member["household_key"])
     others = [m for m in tx.select(household_members, household_key=hh)
               if m["person_key"] != person_key]
     if member["relationship"] == Relationship.HEAD and others:
@@ -90,7 +90,7 @@ def new_household(tx: Tx, head_key: str, commune_code: str, street: str, on: str
 def change_head(tx: Tx, household_key: str, new_head_key: str,
                 relationships: dict[str, Any]) -> None:
     """Art. 26(1)(a): a new head; every other member's relationship restated to them."""
-    members, people = members_and_people(tx, household_key)
+    members, _ = members_and_people(tx, household_key)
     keys = {m["person_key"] for m in members}
     if new_head_key not in keys:
         raise violation("household.head_is_member", f"{LAW} Art. 26(1)(a)",
@@ -109,7 +109,8 @@ def change_head(tx: Tx, household_key: str, new_head_key: str,
 
 
 def separate(tx: Tx, household_key: str, member_keys: list[str], new_head_key: str,
-             relationships: dict[str, Any], *, head_consent: bool, owner_consent: bool,
+             relationships: dict[str, Any], *, head_consent: bool = False,
+             owner_consent: bool = False,
              divorced_spouse: bool = False) -> str:
     """Art. 25: members split off into a new household at the same residence."""
     hh = tx.get(households, household_key, "household")

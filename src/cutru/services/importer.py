@@ -41,7 +41,7 @@ def parse_lines(stream: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
             continue
         try:
             obj = json.loads(line)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise ImportLineError(f"not valid JSON ({exc.msg})", line=n, field="(line)",
                                   rule="jsonl.syntax") from None
         if not isinstance(obj, dict):
@@ -138,6 +138,7 @@ def _apply(tx: Tx, ctx: _Context, rec: dict[str, Any], taken: set[str]) -> int:
     elif kind == "stay":
         pk = ctx.person_key(tx, rec.get("id_number")) if rec.get("id_number") else None
         body.setdefault("document_number", rec.get("id_number", ""))
+        body.setdefault("notified_at", body.get("arrival"))
         if pk is not None and "full_name" not in body:
             body["full_name"] = tx.get(persons, pk, "person")["full_name"]
         residence.notify_stay(tx, person_key=pk, **body)

@@ -17,7 +17,14 @@ from cutru.errors import InputError
 from cutru.services import households as hh_ops
 from cutru.services.residence import active
 from cutru.services.unit import Tx
-from cutru.store.schema import corrections, households, id_numbers, persons, residences
+from cutru.store.schema import (
+    corrections,
+    household_members,
+    households,
+    id_numbers,
+    persons,
+    residences,
+)
 
 
 def _id_taken(tx: Tx, id_number: str, except_key: str | None = None) -> None:
@@ -55,7 +62,7 @@ def record_death(tx: Tx, person_key: str, *, on: str, missing: bool = False,
     parse_date(on, "on")
     member = hh_ops.membership(tx, person_key)
     if member is not None and member["relationship"] == "head":
-        others = [m for m in tx.select(hh_ops.household_members,
+        others = [m for m in tx.select(household_members,
                                        household_key=member["household_key"])
                   if m["person_key"] != person_key]
         if others:

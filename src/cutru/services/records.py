@@ -52,29 +52,34 @@ def _live_state(conn: Connection, person_key: str) -> State:
     return state
 
 
-def _replay(conn: Connection, subjects: set[str], stop: int, state: State,
-            seen: set[str]) -> None:
+def _collect(conn: Connection, subjects: set[str], stop: int, entries: dict[int, Entry],
+             seen: set[str]) -> State:
+    """Add the entries of ``subjects`` (up to ``stop``) and replay all collected entries in
+    journal order: one row may be written by entries found through different subjects."""
     for subject in sorted(subjects - seen):
         seen.add(subject)
         for entry in journal_store.entries_for_subject(conn, subject, stop=stop):
-            for ch in entry.changes:
-                if ch.after is None:
-                    state[ch.table].pop(ch.key, None)
-                else:
-                    state[ch.table][ch.key] = dict(ch.after)
+            entries[entry.seq] = entry
+    state: State = {t: {} for t in PROJECTION_BY_NAME}
+    for seq in sorted(entries):
+        for ch in entries[seq].changes:
+            if ch.after is None:
+                state[ch.table].pop(ch.key, None)
+            else:
+                state[ch.table][ch.key] = dict(ch.after)
+    return state
 
 
 def _state_as_of(conn: Connection, person_key: str, stop: int) -> State:
-    state: State = {t: {} for t in PROJECTION_BY_NAME}
+    entries: dict[int, Entry] = {}
     seen: set[str] = set()
-    _replay(conn, {person_key}, stop, state, seen)
+    state = _collect(conn, {person_key}, stop, entries, seen)
     households_then = {m["household_key"] for m in state["household_members"].values()
                        if m["person_key"] == person_key}
-    _replay(conn, households_then, stop, state, seen)
+    state = _collect(conn, households_then, stop, entries, seen)
     co_members = {m["person_key"] for m in state["household_members"].values()
                   if m["household_key"] in households_then}
-    _replay(conn, co_members, stop, state, seen)
-    return state
+    return _collect(conn, co_members, stop, entries, seen)
 
 
 def _assemble(state: State, person_key: str) -> dict[str, Any]:
@@ -116,16 +121,16 @@ def person_record(conn: Connection, person_key: str, *, as_of_seq: int | None = 
 def household_record(conn: Connection, household_key: str, *, as_of_seq: int | None = None
                      ) -> dict[str, Any]:
     stop = as_of_seq if as_of_seq is not None else journal_store.last_seq(conn)
-    state: State = {t: {} for t in PROJECTION_BY_NAME}
+    entries: dict[int, Entry] = {}
     seen: set[str] = set()
-    _replay(conn, {household_key}, stop, state, seen)
+    state = _collect(conn, {household_key}, stop, entries, seen)
     hh = state["households"].get(household_key)
     if hh is None:
         raise NotFound("household not found at that moment", field="household_key",
                        rule="exists")
     members = [m for m in state["household_members"].values()
                if m["household_key"] == household_key]
-    _replay(conn, {m["person_key"] for m in members}, stop, state, seen)
+    state = _collect(conn, {m["person_key"] for m in members}, stop, entries, seen)
     return {**hh, "members": sorted(
         ({**m, "full_name": state["persons"].get(m["person_key"], {}).get("full_name")}
          for m in members), key=lambda m: (m["relationship"] != "head", m["key"]))}

@@ -20,7 +20,6 @@ from cutru.journal.signing import (
     generate_signing_key,
     load_signing_key,
     load_verify_key,
-    public_key_path,
 )
 from cutru.recovery import integrity
 from cutru.services import households as hh_ops
@@ -28,6 +27,7 @@ from cutru.services import people, records, residence
 from cutru.services.unit import Clock, KeyFactory, Tx, UnitRunner, utc_now
 from cutru.store import journal_store, migrate
 from cutru.store.engine import Database
+
 
 class Registry:
     """cutru's registry over one database."""

@@ -21,12 +21,13 @@ def complete_row(table: Table, values: dict[str, Any]) -> Row:
         raise KeyError(f"{table.name} has no column(s) {sorted(unknown)}")
     row: Row = {}
     for col in table.c:
-        if col.name in values:
-            row[col.name] = values[col.name]
+        name = str(col.name)  # a plain str: SQLAlchemy's quoted_name is a subclass
+        if name in values:
+            row[name] = values[name]
         elif col.default is not None and getattr(col.default, "is_scalar", False):
-            row[col.name] = col.default.arg  # type: ignore[attr-defined]
+            row[name] = col.default.arg  # type: ignore[attr-defined]
         else:
-            row[col.name] = None
+            row[name] = None
     return row
 
 

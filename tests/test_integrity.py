@@ -1,0 +1,143 @@
+"""The journal is append-only and verifiable; the projection is checked against it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from cutru.services.registry import Registry
+from tests.helpers import BASIS, OFFICER, SAI_GON
+from tests.test_transactions import seed_family
+
+
+def exec_sql(reg: Registry, sql: str, **params: Any) -> None:
+    with reg.db.engine.begin() as conn:
+        conn.execute(text(sql), params)
+
+
+def drop_guards(reg: Registry) -> None:
+    """What an attacker with database access does first."""
+    if reg.db.is_sqlite:
+        for t in ("journal_no_update", "journal_no_delete", "checkpoints_no_update",
+                  "checkpoints_no_delete"):
+            exec_sql(reg, f"DROP TRIGGER {t}")
+    else:
+        exec_sql(reg, "DROP TRIGGER journal_no_change ON journal")
+        exec_sql(reg, "DROP TRIGGER checkpoints_no_change ON checkpoints")
+
+
+@pytest.mark.parametrize("sql", ["UPDATE journal SET actor = 'x' WHERE seq = 1",
+                                 "DELETE FROM journal WHERE seq = 1",
+                                 "DELETE FROM checkpoints"])
+def test_database_refuses_journal_update_and_delete(registry: Registry, sql: str) -> None:
+    seed_family(registry)
+    registry.checkpoint()
+    with pytest.raises(DBAPIError, match="append-only"):
+        exec_sql(registry, sql)
+
+
+def test_verify_passes_on_a_clean_registry(registry: Registry) -> None:
+    seed_family(registry)
+    report = registry.verify()
+    assert report.ok, report.problems
+    assert report.entries == registry.journal_length() and report.rows > 0
+
+
+@pytest.mark.parametrize("change", ["updated", "inserted", "deleted"])
+def test_direct_sql_on_the_projection_is_pinpointed(registry: Registry, change: str) -> None:
+    k = seed_family(registry)
+    if change == "updated":
+        exec_sql(registry, "UPDATE persons SET full_name = 'Kẻ Giả' WHERE key = :k",
+                 k=k["child"])
+    elif change == "inserted":
+        exec_sql(registry, "INSERT INTO absences (key, person_key, category, start_date, "
+                 "end_date, destination, reason) VALUES ('Afake', :k, 'other', '2026-01-01', "
+                 "'2027-01-01', 'x', 'y')", k=k["child"])
+    else:
+        exec_sql(registry, "DELETE FROM residences WHERE person_key = :k", k=k["mother"])
+    report = registry.verify()
+    assert not report.ok
+    rows = [p for p in report.problems if p.kind == "projection"]
+    assert rows and all(p.change == change for p in rows)
+    if change == "updated":
+        assert rows[0].table == "persons" and rows[0].key == k["child"]
+        assert "full_name" in rows[0].message and rows[0].since_seq == 1
+    # rebuild from the journal restores the recorded state
+    registry.rebuild()
+    assert registry.verify().ok
+
+
+def test_edited_journal_entry_is_detected(registry: Registry) -> None:
+    k = seed_family(registry)
+    registry.adjust_information(OFFICER, BASIS, k["child"], {"occupation": "thợ mộc"})
+    drop_guards(registry)
+    exec_sql(registry, "UPDATE journal SET actor = 'someone-else' WHERE seq = 1")
+    report = registry.verify()
+    assert any(p.kind == "chain" and p.seq == 1 for p in report.problems)
+
+
+def test_deleted_and_reordered_entries_are_detected(registry: Registry) -> None:
+    k = seed_family(registry)
+    for occ in ("a", "b", "c"):
+        registry.adjust_information(OFFICER, BASIS, k["child"], {"occupation": occ})
+    drop_guards(registry)
+    exec_sql(registry, "DELETE FROM journal WHERE seq = 2")
+    report = registry.verify()
+    assert any("missing" in p.message for p in report.problems)
+
+
+def test_truncation_to_a_valid_prefix_is_detected(registry: Registry) -> None:
+    """Cutting the journal back (and the checkpoints table and head with it) leaves a valid
+    chain; the signed checkpoint kept outside the database gives it away."""
+    k = seed_family(registry)
+    for i in range(6):  # interval 5 in tests: a checkpoint is signed on the way
+        registry.adjust_information(OFFICER, BASIS, k["child"], {"occupation": f"nghề {i}"})
+    registry.checkpoint()
+    drop_guards(registry)
+    exec_sql(registry, "DELETE FROM journal WHERE seq > 2")
+    exec_sql(registry, "DELETE FROM journal_subjects WHERE seq > 2")
+    exec_sql(registry, "DELETE FROM checkpoints")
+    report = registry.verify()
+    assert any(p.kind == "truncation" for p in report.problems), report.problems
+
+
+def test_forged_checkpoint_signature_is_detected(registry: Registry) -> None:
+    seed_family(registry)
+    registry.checkpoint()
+    drop_guards(registry)
+    exec_sql(registry, "UPDATE checkpoints SET signature = :s", s="00" * 64)
+    report = registry.verify()
+    assert any(p.kind == "checkpoint" for p in report.problems)
+
+
+def test_rebuild_gives_the_recorded_digest(registry: Registry) -> None:
+    k = seed_family(registry)
+    registry.register_temporary(OFFICER, BASIS, k["child"], commune_code=SAI_GON,
+                                street="3 Lê Lợi", start="2026-11-01", term_end="2027-11-01")
+    before = registry.verify().digest
+    assert registry.rebuild() == before
+    assert registry.verify().ok
+
+
+def test_as_of_shows_the_past(registry: Registry, clock: Any) -> None:
+    k = seed_family(registry)
+    clock.advance(days=1)
+    registry.adjust_information(OFFICER, BASIS, k["child"], {"occupation": "bác sĩ"})
+    clock.advance(days=1)
+    registry.adjust_information(OFFICER, BASIS, k["child"], {"occupation": "giáo viên"})
+    from datetime import timedelta
+
+    from cutru.journal.entry import format_ts
+    then = format_ts(clock.now - timedelta(hours=12))
+    assert registry.person(k["child"], as_of=then)["person"]["occupation"] == "bác sĩ"
+    assert registry.person(k["child"])["person"]["occupation"] == "giáo viên"
+    early = format_ts(clock.now - timedelta(days=5))
+    with pytest.raises(Exception, match="not found"):
+        registry.person(k["child"], as_of=early)
+    hist = registry.history(k["child"])
+    assert [h["operation"] for h in hist] == ["household.register", "person.adjust",
+                                              "person.adjust"]
+    assert hist[1]["changes"][0]["fields"] == ["occupation"]

@@ -1,0 +1,192 @@
+"""LtHash16: multiset semantics, the state format, and the vectorised paths against plain ints."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cutru.errors import InputError
+from cutru.journal import lthash
+from cutru.journal.lthash import ELEMENT_DOMAIN, LANES, STATE_BYTES, LtHash, row_element
+
+elements = st.binary(max_size=64)
+multisets = st.lists(elements, max_size=12)
+
+
+def reference_state(items: list[bytes]) -> bytes:
+    """The state computed with Python ints straight from the definition, without numpy."""
+    lanes = [0] * LANES
+    for item in items:
+        vector = hashlib.shake_128(ELEMENT_DOMAIN + item).digest(2 * LANES)
+        for i in range(LANES):
+            lanes[i] = (lanes[i] + int.from_bytes(vector[2 * i : 2 * i + 2], "little")) % 2**16
+    return b"".join(lane.to_bytes(2, "little") for lane in lanes)
+
+
+@given(multisets)
+def test_state_matches_the_definition(items: list[bytes]) -> None:
+    assert LtHash.of(items).to_bytes() == reference_state(items)
+
+
+def test_known_answers() -> None:
+    # Pins the format: a change to a domain tag, the XOF, the lane order or the digest fails.
+    empty = LtHash.empty()
+    assert empty.to_bytes() == bytes(STATE_BYTES)
+    assert empty.digest() == hashlib.sha256(b"cutru-lthash16-v1" + bytes(2048)).hexdigest()
+    assert empty.digest() == "8df705fe81adf8d32ed6691204520be701235125702fba72d170594959924986"
+    h = LtHash.of([b"a", b"b"])
+    assert h.to_bytes()[:8].hex() == "d28d89079b65be46"
+    assert h.digest() == "2c1e206cfb03caafa11a5e5b4c6e1da1a366aadd070243a120e30722d3c43a81"
+
+
+@given(multisets, st.randoms())
+def test_order_does_not_matter(items: list[bytes], rnd: random.Random) -> None:
+    shuffled = list(items)
+    rnd.shuffle(shuffled)
+    assert LtHash.of(items) == LtHash.of(shuffled)
+
+
+@given(multisets, elements)
+def test_add_then_remove_is_identity(items: list[bytes], x: bytes) -> None:
+    h = LtHash.of(items)
+    before = h.to_bytes()
+    h.add(x)
+    h.remove(x)
+    assert h.to_bytes() == before
+    h.remove(x)  # removal first works too: the arithmetic is a group
+    h.add(x)
+    assert h.to_bytes() == before
+
+
+@given(multisets)
+def test_add_many_equals_repeated_add(items: list[bytes]) -> None:
+    one_by_one = LtHash.empty()
+    for item in items:
+        one_by_one.add(item)
+    assert LtHash.of(items) == one_by_one
+    one_by_one.remove_many(iter(items))  # any iterable, consumed once
+    assert one_by_one == LtHash.empty()
+
+
+@given(st.lists(elements, min_size=0, max_size=20))
+def test_batch_boundaries(items: list[bytes]) -> None:
+    expected = reference_state(items)
+    saved = lthash._BATCH
+    lthash._BATCH = 3
+    try:
+        assert LtHash.of(items).to_bytes() == expected
+    finally:
+        lthash._BATCH = saved
+
+
+@given(multisets, multisets, multisets)
+def test_update_and_combine(base: list[bytes], added: list[bytes], removed: list[bytes]) -> None:
+    h = LtHash.of(base + removed)
+    h.update(added, removed)
+    assert h == LtHash.of(base + added)
+    union = LtHash.of(base)
+    union.combine(LtHash.of(added))
+    assert union == LtHash.of(added + base)
+
+
+@given(elements, elements)
+def test_multiset_not_set_semantics(x: bytes, y: bytes) -> None:
+    twice = LtHash.of([x, x])
+    assert twice != LtHash.of([x])  # XOR would cancel a duplicate; a sum does not
+    assert twice != LtHash.empty()
+    twice.remove(x)
+    assert twice == LtHash.of([x])
+    assert LtHash.of([x, y, x]) == LtHash.of([x, x, y])
+
+
+@given(multisets, elements)
+def test_digest_changes_on_any_single_add(items: list[bytes], x: bytes) -> None:
+    h = LtHash.of(items)
+    before = h.digest()
+    h.add(x)
+    assert h.digest() != before
+
+
+@given(multisets)
+def test_bytes_round_trip(items: list[bytes]) -> None:
+    h = LtHash.of(items)
+    data = h.to_bytes()
+    assert len(data) == STATE_BYTES
+    again = LtHash.from_bytes(data)
+    assert again == h
+    assert again.digest() == h.digest()
+
+
+def test_lanes_are_little_endian_and_wrap() -> None:
+    one = LtHash.from_bytes(b"\x01\x00" + bytes(STATE_BYTES - 2))
+    top = LtHash.from_bytes(b"\xff\xff" + bytes(STATE_BYTES - 4) + b"\x00\x01")
+    top.combine(one)
+    assert top.to_bytes() == bytes(STATE_BYTES - 1) + b"\x01"
+
+
+@pytest.mark.parametrize("size", [0, STATE_BYTES - 1, STATE_BYTES + 1])
+def test_from_bytes_checks_the_length(size: int) -> None:
+    with pytest.raises(InputError) as caught:
+        LtHash.from_bytes(bytes(size))
+    assert caught.value.rule == "lthash.length"
+
+
+def test_copy_is_independent_and_the_object_is_unhashable() -> None:
+    h = LtHash.of([b"x"])
+    c = h.copy()
+    c.add(b"y")
+    assert h == LtHash.of([b"x"]) != c
+    assert h != "not a hash"
+    with pytest.raises(TypeError):
+        hash(h)
+
+
+def test_from_bytes_does_not_alias_its_input() -> None:
+    data = bytearray(STATE_BYTES)
+    h = LtHash.from_bytes(bytes(data))
+    h.add(b"x")
+    assert data == bytearray(STATE_BYTES)
+
+
+# --- row elements ---------------------------------------------------------------------------
+
+
+def test_row_element_layout() -> None:
+    element = row_element("persons", "P1", b'{"a":1}')
+    assert element == (
+        b"\x00\x00\x00\x07persons" + b"\x00\x00\x00\x02P1" + b'\x00\x00\x00\x07{"a":1}'
+    )
+    assert row_element("bảng", "k", b"") == b"\x00\x00\x00\x06b\xe1\xba\xa3ng\x00\x00\x00\x01k" + (
+        b"\x00\x00\x00\x00"
+    )
+
+
+@given(st.tuples(st.text(), st.text(), st.binary()), st.tuples(st.text(), st.text(), st.binary()))
+def test_row_element_framing_is_unambiguous(
+    a: tuple[str, str, bytes], b: tuple[str, str, bytes]
+) -> None:
+    assert (row_element(*a) == row_element(*b)) == (a == b)
+
+
+def test_row_element_moving_a_boundary_changes_the_element() -> None:
+    assert row_element("ab", "c", b"") != row_element("a", "bc", b"")
+    assert row_element("t", "k1", b"x") != row_element("t", "k", b"1x")
+
+
+def test_row_element_refuses_lone_surrogates() -> None:
+    with pytest.raises(InputError) as caught:
+        row_element("t", "\ud800", b"{}")
+    assert (caught.value.field, caught.value.rule) == ("key", "lthash.invalid_unicode")
+
+
+def test_the_design_documents_example_digest() -> None:
+    row = (
+        b'{"birth_date":"1990-05-17","deceased":false,'
+        b'"full_name":"Nguy\xe1\xbb\x85n V\xc4\x83n An","key":"P000001","version":1}'
+    )
+    digest = LtHash.of([row_element("persons", "P000001", row)]).digest()
+    assert digest == "94ef769b46bd65b9972b061f9f6248d5a04de18a5f8c39af717b0eaa22155ee2"
