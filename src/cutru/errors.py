@@ -17,7 +17,7 @@ process exit (``cutru.cli.errors``) and one to an HTTP response (the API's error
     │   │   └── IdNumberSexMismatch                     sex digit disagrees with the recorded sex
     │   ├── AddressError                                unknown or unmappable administrative unit
     │   └── ImportLineError                             a line of an import file is rejected
-    ├── RuleViolation               exit 4   HTTP 409   a Law on Residence rule (names rule + article)
+    ├── RuleViolation               exit 4   HTTP 409   a Law on Residence rule (rule + article)
     ├── NotFound                    exit 5   HTTP 404
     ├── ConcurrencyConflict         exit 7   HTTP 409   the record changed under the caller
     ├── IntegrityFailure            exit 6   HTTP 500   verification found tampering or damage
