@@ -141,3 +141,23 @@ def test_as_of_shows_the_past(registry: Registry, clock: Any) -> None:
     assert [h["operation"] for h in hist] == ["household.register", "person.adjust",
                                               "person.adjust"]
     assert hist[1]["changes"][0]["fields"] == ["occupation"]
+
+
+def test_assembled_entry_encoding_equals_canonical_encoding(registry: Registry) -> None:
+    """The journal writer assembles entry bytes from per-row encodings; they must be exactly
+    the canonical encoding of the entry body (docs/design.md)."""
+    from cutru.journal import canonical
+    from cutru.journal.entry import ENTRY_PREFIX, encode_body, encode_changes
+    from cutru.store import journal_store
+    import hashlib
+
+    k = seed_family(registry)
+    registry.adjust_information(OFFICER, BASIS, k["child"], {"occupation": "ngư dân \"\\\n"})
+    with registry.db.read() as conn:
+        for e in journal_store.iter_entries(conn):
+            body = canonical.encode(e.body())
+            assert body == encode_body(seq=e.seq, ts=e.ts, actor=e.actor, purpose=e.purpose,
+                                       operation=e.operation, subjects=e.subjects,
+                                       changes_bytes=encode_changes(e.changes),
+                                       digest=e.digest, prev=e.prev)
+            assert hashlib.sha256(ENTRY_PREFIX + body).hexdigest() == e.hash

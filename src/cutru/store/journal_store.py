@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import Connection, func, insert, select, update
 
 from cutru.journal import canonical
-from cutru.journal.entry import GENESIS, Change, Draft, Entry, next_ts, seal
+from cutru.journal.entry import GENESIS, Change, Draft, Entry, encode_changes, next_ts, seal
 from cutru.journal.lthash import LtHash, row_element
 from cutru.journal.signing import Checkpoint, SignedCheckpoint
 from cutru.store.schema import checkpoints, journal, journal_head, journal_subjects
@@ -59,10 +59,10 @@ def row_elements(changes: Sequence[Change]) -> tuple[list[bytes], list[bytes]]:
     added: list[bytes] = []
     removed: list[bytes] = []
     for ch in changes:
-        if ch.before is not None:
-            removed.append(row_element(ch.table, ch.key, canonical.encode(ch.before)))
-        if ch.after is not None:
-            added.append(row_element(ch.table, ch.key, canonical.encode(ch.after)))
+        if ch.before_bytes is not None:
+            removed.append(row_element(ch.table, ch.key, ch.before_bytes))
+        if ch.after_bytes is not None:
+            added.append(row_element(ch.table, ch.key, ch.after_bytes))
     return added, removed
 
 
@@ -95,7 +95,7 @@ def _journal_row(e: Entry) -> dict[str, object]:
         "seq": e.seq, "ts": e.ts, "actor": e.actor, "purpose": e.purpose,
         "operation": e.operation,
         "subjects": canonical.encode(list(e.subjects)).decode(),
-        "changes": canonical.encode([c.to_object() for c in e.changes]).decode(),
+        "changes": encode_changes(e.changes).decode(),
         "digest": e.digest, "prev": e.prev, "hash": e.hash,
     }
 
