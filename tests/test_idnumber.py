@@ -131,6 +131,11 @@ def test_future_birth_year_is_a_century_error() -> None:
     assert "2103" in info.value.message
 
 
+def test_next_year_is_already_the_future() -> None:
+    with pytest.raises(IdNumberCenturyError):
+        validate_id_number("001227012345", birth_year=2027, sex=Sex.MALE, today=TODAY)
+
+
 def test_century_error_is_reported_before_the_year_mismatch() -> None:
     with pytest.raises(IdNumberCenturyError):
         validate_id_number("001485012345", birth_year=1985, sex=Sex.MALE, today=TODAY)

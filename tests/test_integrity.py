@@ -146,10 +146,11 @@ def test_as_of_shows_the_past(registry: Registry, clock: Any) -> None:
 def test_assembled_entry_encoding_equals_canonical_encoding(registry: Registry) -> None:
     """The journal writer assembles entry bytes from per-row encodings; they must be exactly
     the canonical encoding of the entry body (docs/design.md)."""
+    import hashlib
+
     from cutru.journal import canonical
     from cutru.journal.entry import ENTRY_PREFIX, encode_body, encode_changes
     from cutru.store import journal_store
-    import hashlib
 
     k = seed_family(registry)
     registry.adjust_information(OFFICER, BASIS, k["child"], {"occupation": "ngư dân \"\\\n"})
@@ -161,3 +162,28 @@ def test_assembled_entry_encoding_equals_canonical_encoding(registry: Registry) 
                                        changes_bytes=encode_changes(e.changes),
                                        digest=e.digest, prev=e.prev)
             assert hashlib.sha256(ENTRY_PREFIX + body).hexdigest() == e.hash
+
+
+def test_rewritten_tail_after_last_stored_checkpoint_is_detected(registry: Registry) -> None:
+    """An attacker who recomputes valid hashes for the newest entries is caught by the head
+    signed outside the database after every commit."""
+    import hashlib
+
+    from cutru.journal import canonical
+    from cutru.journal.entry import ENTRY_PREFIX
+    from cutru.store import journal_store
+
+    k = seed_family(registry)
+    registry.adjust_information(OFFICER, BASIS, k["child"], {"occupation": "nông dân"})
+    with registry.db.read() as conn:
+        last = journal_store.get_entry(conn, registry.journal_length())
+    assert last is not None
+    body = {**last.body(), "actor": "ghost"}
+    forged = hashlib.sha256(ENTRY_PREFIX + canonical.encode(body)).hexdigest()
+    drop_guards(registry)
+    exec_sql(registry, "UPDATE journal SET actor = 'ghost', hash = :h WHERE seq = :s",
+             h=forged, s=last.seq)
+    exec_sql(registry, "UPDATE journal_head SET hash = :h", h=forged)
+    report = registry.verify()
+    assert [p.kind for p in report.problems] == ["checkpoint"], report.problems
+    assert report.problems[0].seq == last.seq

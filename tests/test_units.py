@@ -71,7 +71,8 @@ def test_look_up_by_code() -> None:
 def test_commune_code_format(code: str) -> None:
     with pytest.raises(AddressError) as info:
         commune(code, field="temporary.commune_code")
-    assert (info.value.rule, info.value.field) == ("address.commune_format", "temporary.commune_code")
+    assert info.value.rule == "address.commune_format"
+    assert info.value.field == "temporary.commune_code"
 
 
 @pytest.mark.parametrize("code", ["00000", "00001", "99999", "32249"])

@@ -8,13 +8,15 @@ it created. A violated rule raises and writes nothing.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cutru.config import Settings
-from cutru.errors import ConfigError
+from cutru.errors import CheckpointInvalid, ConfigError
 from cutru.journal.signing import (
+    Checkpoint,
     SignedCheckpoint,
     SigningKey,
     generate_signing_key,
@@ -67,20 +69,33 @@ class Registry:
         return result
 
     def _after_commit(self) -> None:
-        """Keep a copy of the newest signed checkpoint outside the database."""
-        with self.db.read() as conn:
-            cps = journal_store.list_checkpoints(conn)
-        if cps:
-            self._write_external(cps[-1])
-
-    def _write_external(self, cp: SignedCheckpoint) -> None:
-        path = self.settings.external_checkpoint_path
-        current = _read_checkpoint_file(path)
-        if current is not None and current.checkpoint.seq >= cp.checkpoint.seq:
+        """Sign the new head and keep it outside the database (``latest-checkpoint.json``),
+        so a journal rewritten or cut back after the last stored checkpoint is still caught.
+        The head is signed only if its chain links back to the previously signed one: a
+        database edited in between is never blessed by a later legitimate commit."""
+        if self._signing_key is None:
             return
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({**cp.checkpoint.__dict__, "signature": cp.signature}))
-        tmp.replace(path)
+        path = self.settings.external_checkpoint_path
+        previous = _read_checkpoint_file(path)
+        with self.db.read() as conn:
+            head = journal_store.read_head(conn)
+            start = previous.checkpoint.seq if previous else 1
+            if head.seq == 0 or (previous and previous.checkpoint.seq >= head.seq):
+                return
+            expected = previous.checkpoint.chain_head if previous else None
+            last = None
+            for entry in journal_store.iter_entries(conn, start=start, stop=head.seq):
+                if expected is not None and entry.seq == start and entry.hash != expected:
+                    return  # the signed past was altered: leave it to `cutru verify`
+                if entry.seq > start and entry.prev != expected:
+                    return
+                if entry.computed_hash() != entry.hash:
+                    return
+                expected, last = entry.hash, entry
+        if last is None or last.seq != head.seq:
+            return
+        cp = Checkpoint(last.seq, last.hash, last.digest, last.ts, self._signing_key.key_id)
+        _write_durably(path, json.dumps(self._signing_key.sign(cp).to_dict()).encode())
 
     # -- transactions -------------------------------------------------------------------------
     def declare_person(self, actor: str, purpose: str, person: dict[str, Any]) -> str:
@@ -210,11 +225,26 @@ class Registry:
 
 
 def _read_checkpoint_file(path: Path) -> SignedCheckpoint | None:
-    from cutru.journal.signing import Checkpoint
-
     if not path.exists():
         return None
-    data = json.loads(path.read_text())
-    signature = data.pop("signature")
-    return SignedCheckpoint(Checkpoint(**data), signature)
+    try:
+        data = json.loads(path.read_text())
+    except ValueError:
+        raise CheckpointInvalid(f"{path} is not a checkpoint (not JSON)") from None
+    return SignedCheckpoint.from_dict(data)
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    """temp file → fsync → rename → fsync directory."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 

@@ -1,0 +1,118 @@
+"""The command line as a user runs it: real processes, exit codes, messages, docs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cutru.cli.errors import EXIT_CODES
+from cutru.cli.main import app
+from tests.helpers import household_line, person
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cutru(tmp_path: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CUTRU_DATA_DIR": str(tmp_path / "data"),
+           "CUTRU_KEY_DIR": str(tmp_path / "keys"), "COLUMNS": "200"}
+    env.pop("CUTRU_DATABASE_URL", None)
+    return subprocess.run([sys.executable, "-m", "cutru.cli.main", *args], input=stdin,
+                          capture_output=True, text=True, env=env, timeout=300, check=False)
+
+
+def journal_rows(tmp_path: Path) -> int:
+    with sqlite3.connect(tmp_path / "data" / "cutru.db") as conn:
+        return int(conn.execute("select count(*) from journal").fetchone()[0])
+
+
+def test_import_reports_line_field_rule_and_writes_nothing(tmp_path: Path) -> None:
+    assert cutru(tmp_path, "init").returncode == 0
+    good = household_line()
+    bad_person = person(birth="1990-01-01")
+    bad_person["birth_date"] = "1992-01-01"
+    bad = household_line(members=[("head", bad_person)])
+    f = tmp_path / "in.jsonl"
+    f.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in (good, bad)) + "\n")
+    r = cutru(tmp_path, "import", str(f))
+    assert r.returncode == 3, r.stderr
+    assert "line 2" in r.stderr and "members[0].person.id_number" in r.stderr
+    assert "id_number.birth_year" in r.stderr
+    assert journal_rows(tmp_path) == 0, "nothing of a rejected batch is written"
+    f.write_text(json.dumps(good, ensure_ascii=False) + "\n{not json\n")
+    r = cutru(tmp_path, "import", str(f))
+    assert r.returncode == 3 and "jsonl.syntax" in r.stderr and "line 2" in r.stderr
+
+
+def test_seed_show_verify_tamper_rebuild(tmp_path: Path) -> None:
+    r = cutru(tmp_path, "demo", "seed", "--persons", "300", "--seed", "5",
+              "--today", "2026-11-27")
+    assert r.returncode == 0, r.stderr
+    assert "seeded 300 persons" in r.stdout
+    with sqlite3.connect(tmp_path / "data" / "cutru.db") as conn:
+        idn, key = conn.execute("select id_number, key from persons where id_number is not null "
+                                "limit 1").fetchone()
+    shown = cutru(tmp_path, "show", "--id-number", idn, "--json")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["person"]["key"] == key
+    hist = cutru(tmp_path, "show", "--person", key, "--history", "--json")
+    assert json.loads(hist.stdout)[0]["operation"] == "household.register"
+    assert cutru(tmp_path, "verify").returncode == 0
+    with sqlite3.connect(tmp_path / "data" / "cutru.db") as conn:
+        conn.execute("update persons set occupation = 'x' where key = ?", (key,))
+    r = cutru(tmp_path, "verify")
+    assert r.returncode == 6 and f"persons row {key}" in r.stdout
+    assert cutru(tmp_path, "rebuild").returncode == 0
+    assert cutru(tmp_path, "verify").returncode == 0
+
+
+def test_rule_violation_exit_code_and_message(tmp_path: Path) -> None:
+    assert cutru(tmp_path, "init").returncode == 0
+    p = person("Lý Thị Mai", "1999-09-09", "female")
+    assert cutru(tmp_path, "tx", "declare", "--actor", "o1", "--data",
+                 json.dumps(p, ensure_ascii=False)).returncode == 0
+    r = cutru(tmp_path, "tx", "register-temporary", "--actor", "o1", "--id-number",
+              p["id_number"], "--commune-code", "00070", "--street", "1 Tràng Tiền",
+              "--start", "2026-01-01", "--term-end", "2029-01-01")
+    assert r.returncode == 4
+    assert "temporary.term_max_2_years" in r.stderr and "Art. 27(3)" in r.stderr
+    r = cutru(tmp_path, "tx", "register-temporary", "--actor", "o1", "--id-number",
+              p["id_number"], "--commune-code", "99999", "--street", "1 Tràng Tiền",
+              "--start", "2026-01-01", "--term-end", "2027-01-01")
+    assert r.returncode == 3 and "commune_code" in r.stderr
+    assert cutru(tmp_path, "show", "--id-number", "001099000001").returncode == 5
+
+
+def test_key_dir_inside_data_dir_is_refused(tmp_path: Path) -> None:
+    r = cutru(tmp_path, "--key-dir", str(tmp_path / "data" / "keys"), "init")
+    assert r.returncode == 9 and "outside" in r.stderr
+
+
+def _commands() -> list[str]:
+    import typer.main
+
+    group = typer.main.get_command(app)
+    names = []
+    for name, cmd in group.commands.items():  # type: ignore[attr-defined]
+        sub = getattr(cmd, "commands", None)
+        names += [f"{name} {s}" for s in sub] if sub else [name]
+    return names
+
+
+def test_every_command_and_exit_code_is_documented() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for command in _commands():
+        verb = command.split()[-1]
+        assert re.search(rf"\b{re.escape(verb)}\b", readme), f"README does not document {command}"
+    for code in EXIT_CODES:
+        assert re.search(rf"^\| {code} \|", readme, re.M), f"exit code {code} undocumented"
+
+
+@pytest.mark.parametrize("command", ["--help", "tx --help", "demo --help"])
+def test_help_works(tmp_path: Path, command: str) -> None:
+    assert cutru(tmp_path, *command.split()).returncode == 0
