@@ -35,7 +35,7 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
     out = ["| " + " | ".join(head) + " |",
            "|" + "|".join("---" if i == 0 else "--:" for i in range(len(head))) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
-    return out + [""]
+    return [*out, ""]
 
 
 def _backends(size: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

@@ -70,6 +70,7 @@ def bare_load(source: Path, target: Path, tables: Sequence[Table], *, steps: Ste
     """Copy ``tables`` from ``source`` into a fresh file made by ``metadata.create_all``:
     plain ``executemany`` in one transaction, same PRAGMAs as cutru. Only the inserts and the
     commit are timed; reading the source is not (it is read in chunks to bound memory)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(f"sqlite:///{target}")
     metadata.create_all(engine, tables=list(tables))
     engine.dispose()
