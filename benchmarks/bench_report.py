@@ -31,9 +31,10 @@ def _mark(ok: bool | None) -> str:
     return "–" if ok is None else "met" if ok else "**not met**"
 
 
-def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+def _table(head: list[str], rows: list[list[str]], left: int = 1) -> list[str]:
+    """A Markdown table; the first ``left`` columns are text, the others figures."""
     out = ["| " + " | ".join(head) + " |",
-           "|" + "|".join("---" if i == 0 else "--:" for i in range(len(head))) + "|"]
+           "|" + "|".join("---" if i < left else "--:" for i in range(len(head))) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
     return [*out, ""]
 
@@ -78,7 +79,7 @@ def _summary(results: dict[str, Any]) -> list[str]:
                              _n(r["persons_per_s"]), _mark(r["persons_per_s"] >= TARGET_RATE),
                              _ratio(ratio), _mark(ratio >= TARGET_RATIO)])
     return _table(["Persons", "Database", "Path", "Persons/s", f"≥ {TARGET_RATE:,}/s",
-                   "Ours/bare", f"≥ {TARGET_RATIO}× bare"], rows)
+                   "Ours/bare", f"≥ {TARGET_RATIO}× bare"], rows, left=3)
 
 
 def _machine(m: dict[str, Any]) -> list[str]:
@@ -88,7 +89,7 @@ def _machine(m: dict[str, Any]) -> list[str]:
             ["PostgreSQL", m.get("postgresql") or "not measured"],
             ["SQLAlchemy / psycopg", f"{m['sqlalchemy']} / {m['psycopg']}"],
             ["cutru commit", m.get("commit") or "unknown"], ["Run at (UTC)", m["date"]]]
-    return _table(["", ""], rows)
+    return _table(["Item", "Value"], rows, left=2)
 
 
 def _growth(results: dict[str, Any]) -> list[str]:
@@ -97,7 +98,8 @@ def _growth(results: dict[str, Any]) -> list[str]:
     if not rows:
         return ["Needs two sizes in one run (e.g. `--persons 100000 --persons 1000000`); "
                 "this run had one.", ""]
-    return _table(["Measure", "Persons", "Per-person cost, larger ÷ smaller"], rows)
+    return _table(["Measure", "Persons", "Per-person cost, larger ÷ smaller"], rows,
+                  left=2)
 
 
 def render(results: dict[str, Any]) -> str:
@@ -125,6 +127,13 @@ def render(results: dict[str, Any]) -> str:
         "",
         *_summary(results),
     ]
+    loads = [f"{s['persons']:,}: {s['load_average']['start']:.2f} → "
+             f"{s['load_average']['end']:.2f}" for s in sizes
+             if s.get("load_average", {}).get("end") is not None]
+    if loads:
+        out += [f"Load average (1 min) of the machine at the start and end of each size, on "
+                f"{results['machine']['nproc']} CPUs: " + "; ".join(loads) + ". Anything else "
+                "running on the machine slows every figure here.", ""]
     if p.get("postgres_skipped"):
         out += [f"PostgreSQL was not measured: {p['postgres_skipped']}.", ""]
 
@@ -135,26 +144,27 @@ def render(results: dict[str, Any]) -> str:
         if rows:
             out += [f"### {BACKENDS[backend]}", ""]
             out += _table(["Persons", "What", "Seconds", "Persons/s", "Ours/bare",
-                           f"≥ {TARGET_RATE:,}/s", f"≥ {TARGET_RATIO}×"], rows)
+                           f"≥ {TARGET_RATE:,}/s", f"≥ {TARGET_RATIO}×"], rows, left=2)
     gen_rows = [[f"{s['persons']:,}", _n(s["generator"]["seconds"], 1),
                  _n(s["generator"]["persons_per_s"]), _n(s["generator"]["records"]),
                  _mb(s["generator"]["bytes"])] for s in sizes]
     out += ["For reference, the generator alone writing the JSONL file (part of the demo "
             "seed time above, not of the import time):", ""]
     out += _table(["Persons", "Seconds", "Persons/s", "Lines", "File"], gen_rows)
-    checks = [f"{s['persons']:,} on {BACKENDS[b]}: "
+    checks = [f"{s['persons']:,} persons, {BACKENDS[b]}: "
               f"{'identical' if r.get('same_projection') else '**different**'}"
               for s in sizes for b, r in _backends(s) if "same_projection" in r]
     if checks:
-        out += ["Projection of `cutru import` against `cutru demo seed` on SQLite (row counts "
-                "and state digest): " + "; ".join(checks) + ".", ""]
+        out += ["Sanity check, the projection each `cutru import` produced against the one "
+                "`cutru demo seed` produced on SQLite (row counts per table and state digest): "
+                + "; ".join(checks) + ".", ""]
 
     out += ["## 3. Rebuild from the journal", ""]
     rows = [[f"{s['persons']:,}", BACKENDS[b], _n(r["rebuild"]["entries"]),
              _n(r["rebuild"]["seconds"], 1), _n(r["rebuild"]["entries_per_s"]),
              _n(r["rebuild"]["persons_per_s"])] for s in sizes for b, r in _backends(s)]
     out += _table(["Persons", "Database", "Journal entries", "Seconds", "Entries/s",
-                   "Persons/s"], rows)
+                   "Persons/s"], rows, left=2)
 
     out += ["## 4. Lookup by ID number", ""]
     rows = []
@@ -171,7 +181,8 @@ def render(results: dict[str, Any]) -> str:
                  "peer: `SELECT * FROM persons WHERE id_number=?`", _n(bare["n"]),
                  _ms(bare["median_ms"]), _ms(bare["p99_ms"])],
             ]
-    out += _table(["Persons", "Database", "What", "Lookups", "Median ms", "p99 ms"], rows)
+    out += _table(["Persons", "Database", "What", "Lookups", "Median ms", "p99 ms"], rows,
+                  left=3)
 
     out += ["## 5. `--as-of` lookup", ""]
     rows = [[f"{s['persons']:,}", BACKENDS[b],
@@ -180,7 +191,7 @@ def render(results: dict[str, Any]) -> str:
              _ms(r["lookup"]["find_and_person"]["median_ms"])]
             for s in sizes for b, r in _backends(s)]
     out += _table(["Persons", "Database", "As of", "Lookups", "Median ms", "p99 ms",
-                   "Now: median ms"], rows)
+                   "Now: median ms"], rows, left=3)
 
     out += ["## 6. Sizes", ""]
     rows = []
@@ -198,7 +209,7 @@ def render(results: dict[str, Any]) -> str:
                 _n(bare["total_bytes"] / n), _mb(r["size_after_rebuild"]["total_bytes"])])
     out += _table(["Persons", "Database", "Journal rows", "Subject rows", "Projection rows",
                    "Ours", "journal", "journal_subjects", "projection", "Bytes/person",
-                   "Bare", "Bare bytes/person", "Ours after rebuild"], rows)
+                   "Bare", "Bare bytes/person", "Ours after rebuild"], rows, left=2)
     out += ["SQLite: main file + WAL after `PRAGMA wal_checkpoint(TRUNCATE)`, parts from "
             "`dbstat` (tables with their indexes). PostgreSQL: `pg_total_relation_size` "
             "(heap, indexes, TOAST) summed over the tables; the bare database holds only the "

@@ -17,6 +17,7 @@ import os
 import platform
 import shlex
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -247,7 +248,7 @@ def run_size(n: int, args: argparse.Namespace, steps: Steps, pg: bool) -> dict[s
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     steps.note(f"[bold]{n:,} persons[/bold]")
-    out: dict[str, Any] = {"persons": n}
+    out: dict[str, Any] = {"persons": n, "load_average": {"start": _load()}}
     try:
         jsonl = work / "registry.jsonl"
         out["generator"] = write_jsonl(jsonl, n, args.seed, steps)
@@ -258,7 +259,13 @@ def run_size(n: int, args: argparse.Namespace, steps: Steps, pg: bool) -> dict[s
     finally:
         if not args.keep_work:
             shutil.rmtree(work, ignore_errors=True)
+    out["load_average"]["end"] = _load()
     return out
+
+
+def _load() -> float | None:
+    """The 1-minute load average: other work on the machine skews every figure."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
 
 # -- growth between sizes ---------------------------------------------------------------------
@@ -344,6 +351,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--work-dir", type=Path, default=HERE / "work",
                    help="scratch files, deleted after each size (default benchmarks/work)")
     p.add_argument("--keep-work", action="store_true", help="keep the scratch files")
+    p.add_argument("--render", type=Path, metavar="RESULTS_JSON",
+                   help="measure nothing: rewrite the Markdown report from a results file")
     args = p.parse_args(argv)
     args.persons = sorted(set(args.persons or [100_000, 1_000_000]))
     if min(args.persons) < 100:
@@ -353,6 +362,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render is not None:
+        results = json.loads(args.render.read_text(encoding="utf-8"))
+        if args.out is None:
+            sys.stdout.write(bench_report.render(results))
+        else:
+            args.out.write_text(bench_report.render(results), encoding="utf-8")
+            console.print(f"wrote {_display(args.out)}")
+        return 0
     pg_reason = None
     if args.skip_postgres:
         pg_reason = "skipped with --skip-postgres"
@@ -376,6 +393,9 @@ def main(argv: list[str] | None = None) -> int:
         },
         "sizes": [],
     }
+    # A TERM (kill, CI timeout) unwinds like Ctrl-C: scratch files and databases are removed.
+    signal.signal(signal.SIGTERM, _interrupted)
+    signal.signal(signal.SIGINT, _interrupted)
     with Steps() as steps:
         for n in args.persons:
             results["sizes"].append(run_size(n, args, steps, pg))
@@ -385,5 +405,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _interrupted(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt as exc:
+        console.print(f"[red]interrupted ({exc or 'SIGINT'}); scratch files and databases "
+                      "removed, finished sizes kept in the results")
+        sys.exit(130)

@@ -316,3 +316,20 @@ def test_fast_path_is_taken_for_ordinary_values(monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(canonical, "encode_reference", fail)
     encode({"name": "Nguyễn Văn An", "n": [1, None, True], "d": {"\ue000": "\U0001f600"}})
+
+
+@given(st.dictionaries(st.text(max_size=6), st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=12),
+    st.integers(2**63, 2**70))))
+def test_encode_row_and_encode_str_match_encode(row: dict[str, object]) -> None:
+    from cutru.journal.canonical import encode_row, encode_str
+
+    try:
+        expected = encode(row)
+    except InputError:
+        with pytest.raises(InputError):
+            encode_row(row)
+        return
+    assert encode_row(row) == expected
+    for key in row:
+        assert encode_str(key) == encode(key)

@@ -89,6 +89,40 @@ def encode(value: object) -> bytes:
         return encode_reference(value)
 
 
+_SCALARS = frozenset({str, bool, type(None)})
+_ASCII_KEYS: set[str] = set()
+
+
+def encode_row(row: dict[str, Any]) -> bytes:
+    """:func:`encode` for a flat object of scalars (a projection row image): the same bytes,
+    checked in one pass. Keys seen before skip the per-key check."""
+    for key, value in row.items():
+        kind = type(value)
+        if kind is int:
+            if not INT_MIN <= value <= INT_MAX:
+                return encode(row)
+        elif kind not in _SCALARS:
+            return encode(row)
+        if key not in _ASCII_KEYS:
+            if type(key) is not str or not key.isascii():
+                return encode(row)
+            _ASCII_KEYS.add(key)
+    try:
+        return _FAST.encode(row).encode("utf-8")
+    except UnicodeEncodeError:
+        return encode_reference(row)
+
+
+def encode_str(text: str) -> bytes:
+    """:func:`encode` for one string."""
+    if type(text) is not str:
+        return encode(text)
+    try:
+        return _FAST.encode(text).encode("utf-8")
+    except UnicodeEncodeError:
+        return encode_reference(text)
+
+
 def decode(data: bytes) -> Any:
     """The value whose canonical encoding is exactly ``data``.
 

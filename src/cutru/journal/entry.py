@@ -37,19 +37,20 @@ class Change:
     @cached_property
     def before_bytes(self) -> bytes | None:
         """Canonical encoding of the before-image (computed once, used by hash and digest)."""
-        return None if self.before is None else canonical.encode(self.before)
+        return None if self.before is None else canonical.encode_row(self.before)
 
     @cached_property
     def after_bytes(self) -> bytes | None:
-        return None if self.after is None else canonical.encode(self.after)
+        return None if self.after is None else canonical.encode_row(self.after)
 
     @cached_property
     def encoded(self) -> bytes:
         """Canonical encoding of :meth:`to_object`, assembled from the row encodings
         (keys in canonical order: after, before, key, table)."""
         return b"".join((b'{"after":', self.after_bytes or b"null", b',"before":',
-                         self.before_bytes or b"null", b',"key":', canonical.encode(self.key),
-                         b',"table":', canonical.encode(self.table), b"}"))
+                         self.before_bytes or b"null", b',"key":',
+                         canonical.encode_str(self.key), b',"table":',
+                         canonical.encode_str(self.table), b"}"))
 
     @classmethod
     def from_object(cls, obj: dict[str, Any]) -> Change:
@@ -113,11 +114,12 @@ def encode_body(*, seq: int, ts: str, actor: str, purpose: str, operation: str,
                 ) -> bytes:
     """Canonical encoding of an entry body (keys in canonical order), without re-encoding
     the row images. Equal to ``canonical.encode(entry.body())``; a test holds it to that."""
-    enc = canonical.encode
+    enc = canonical.encode_str
     return b"".join((
         b'{"actor":', enc(actor), b',"changes":', changes_bytes, b',"digest":', enc(digest),
         b',"operation":', enc(operation), b',"prev":', enc(prev), b',"purpose":', enc(purpose),
-        b',"seq":', enc(seq), b',"subjects":', enc(list(subjects)), b',"ts":', enc(ts), b"}"))
+        b',"seq":', str(int(seq)).encode(), b',"subjects":', canonical.encode(list(subjects)),
+        b',"ts":', enc(ts), b"}"))
 
 
 def seal(draft: Draft, *, seq: int, ts: str, digest: str, prev: str) -> Entry:

@@ -18,8 +18,9 @@ the household's, terms of at most 2 years, stays under 30 days; absence periods 
 category requires (Law 68/2020 Art. 31(1)).
 
 Names, streets, phone numbers and occupations come from Faker's ``vi_VN`` locale, drawn once per
-seed into pools; every other choice is made by one seeded random generator, which keeps the
-generator well above 30,000 persons per second. Faker's ``vi_VN`` names are ordered given name
+seed into pools; every other choice is made by one seeded random generator (one ``random()``
+call per choice), for some 30,000-60,000 persons per second on one core. The output is
+reproducible for a given Faker version. Faker's ``vi_VN`` names are ordered given name
 first and its family-name list is short, so names are assembled here in Vietnamese order (family,
 middle, given) with census-like family-name frequencies.
 """
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import random
 import unicodedata
-from calendar import isleap, monthrange
+from calendar import isleap
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -143,7 +144,8 @@ _STAY_REASONS = ("Thăm người thân", "Công tác", "Du lịch", "Khám chữ
 # Going abroad needs no absence declaration (Art. 31(1)(d)), so destinations are domestic.
 _AWAY_REASONS = ("Đi làm ăn xa", "Đi học", "Chăm sóc người thân", "Đi làm việc theo hợp đồng")
 _SUPERVISED_REASONS = ("Thăm người thân", "Khám chữa bệnh")
-_VALUE: Mapping[StrEnum, str] = {e: e.value for e in (*Sex, *MaritalStatus)}  # .value is slow
+_VALUE: Mapping[StrEnum, str] = {e: e.value for e in (*Sex, *MaritalStatus, *Relationship)}
+_MONTH_DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _FIRST_TODAY, _LAST_BIRTH_YEAR = date(2000, 1, 1), 2399
 _NEW_ID_CODES_FROM = date(2025, 7, 1)  # births registered since then carry a current code
 
@@ -196,7 +198,9 @@ def _ascii(text: str) -> str:
 def _add_months(d: date, months: int) -> date:
     y, m = divmod(d.month - 1 + months, 12)
     year, month = d.year + y, m + 1
-    return date(year, month, min(d.day, monthrange(year, month)[1]))
+    if d.day <= 28:
+        return date(year, month, d.day)
+    return date(year, month, min(d.day, _MONTH_DAYS[month] + (month == 2 and isleap(year))))
 
 
 def _other(sex: Sex) -> Sex:
@@ -239,6 +243,12 @@ class _Generator:
         self.used_ids: set[str] = set()
         self.id_prefixes: dict[tuple[str, int, Sex], str] = {}
         self.folded: dict[str, str] = {}
+        # first day (ordinal) and number of days of each birth year, up to today
+        self.years = {
+            y: (date(y, 1, 1).toordinal(), 365 + isleap(y))
+            for y in range(today.year - 120, today.year)
+        }
+        self.years[today.year] = (date(today.year, 1, 1).toordinal(), today.timetuple().tm_yday)
         communes = all_communes()
         # Households cluster in wards (phường) and in the largest cities.
         boost = {"79": 2.5, "01": 2.0, "31": 1.3, "48": 1.3, "92": 1.2}
@@ -285,7 +295,7 @@ class _Generator:
             "commune_code": commune,
             "street": self.rng.pick(self.pools.streets),
             "registered_on": registered.isoformat(),
-            "members": [{"relationship": rel.value, "person": m.record} for rel, m in members],
+            "members": [{"relationship": _VALUE[rel], "person": m.record} for rel, m in members],
         }
         for kind, m in self.plans:
             if kind == "stay":
@@ -543,7 +553,8 @@ class _Generator:
         return Sex.MALE if self.rng.random() < 0.51 else Sex.FEMALE
 
     def name(self, sex: Sex, surname: str) -> str:
-        return f"{surname} {self.rng.pick(self.pools.names[sex])}"
+        names = self.pools.names[sex]
+        return f"{surname} {names[int(self.rng.random() * len(names))]}"
 
     def name_only(self, sex: Sex, surname: str | None = None) -> dict[str, str]:
         """A parent outside the household: a name and nationality, no ID number."""
@@ -567,24 +578,23 @@ class _Generator:
 
         ``age`` is the difference of birth year and ``today``'s year.
         """
-        r, rnd, today = self.rng, self.rng.random, self.today
-        year = today.year - age
-        first = date(year, 1, 1).toordinal()
-        last = today.toordinal() if year == today.year else first + 364 + isleap(year)
-        birth = date.fromordinal(r.between(first, last))
+        r = self.rng
+        rnd = r.random
+        first, days = self.years[self.today.year - age]
+        birth = date.fromordinal(first + int(rnd() * days))
         province = self.province if rnd() < home_birth else self.province_of[self.home.pick(r)]
-        m = _Member(
-            sex, age, birth, surname or _SURNAME.pick(r), r.pick(self.by_province[province])
-        )
-        m.year_only = year < 1955 and rnd() < 0.3
+        places = self.by_province[province]
+        surname = surname or _SURNAME.pick(r)
+        m = _Member(sex, age, birth, surname, places[int(rnd() * len(places))])
+        m.year_only = birth.year < 1955 and rnd() < 0.3
         if isinstance(father, _Member):
             native = father.record["native_place"]  # quê quán follows the father
         else:
             native = m.commune if rnd() < 0.6 else self.home.pick(r)
         m.record = {
             "id_number": self.id_number(province, birth, sex),
-            "full_name": self.name(sex, m.surname),
-            "birth_date": str(year) if m.year_only else birth.isoformat(),
+            "full_name": self.name(sex, surname),
+            "birth_date": str(birth.year) if m.year_only else birth.isoformat(),
             "sex": _VALUE[sex],
             "birth_registration_place": m.commune,
             "native_place": native,
@@ -604,15 +614,19 @@ class _Generator:
 
         Before 1 July 2025 that is one of the former provinces merged into ``province``.
         """
-        r = self.rng
-        region = "0" + province if birth >= _NEW_ID_CODES_FROM else r.pick(self.old_codes[province])
+        rnd = self.rng.random
+        if birth >= _NEW_ID_CODES_FROM:
+            region = "0" + province
+        else:
+            regions = self.old_codes[province]
+            region = regions[int(rnd() * len(regions))]
         key = (region, birth.year, sex)
         prefix = self.id_prefixes.get(key)
         if prefix is None:  # make_id_number is the one place that knows the layout
             prefix = self.id_prefixes[key] = make_id_number(region, birth.year, sex, 0)[:6]
-        idn = f"{prefix}{r.between(0, 999_999):06d}"
+        idn = f"{prefix}{int(rnd() * 1_000_000):06d}"
         while idn in self.used_ids:
-            idn = f"{prefix}{r.between(0, 999_999):06d}"
+            idn = f"{prefix}{int(rnd() * 1_000_000):06d}"
         self.used_ids.add(idn)
         return idn
 
@@ -648,7 +662,7 @@ class _Generator:
         """Optional fields: contact details, and rarely other names, blood group, records."""
         r, rec = self.rng, m.record
         if m.age >= 15 and r.random() < 0.92:
-            rec["phone"] = f"{r.pick(self.pools.phone_stems)}{r.between(0, 9_999):04d}"
+            rec["phone"] = f"{r.pick(self.pools.phone_stems)}{int(r.random() * 10_000):04d}"
             if m.age <= 65 and r.random() < 0.3:
                 rec["email"] = self.email(rec["full_name"])
         u = r.random()

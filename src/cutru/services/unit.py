@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Table
 
 from cutru.errors import ConfigError, NotFound
 from cutru.journal.entry import Draft, Entry, Row
@@ -63,11 +63,7 @@ class Tx:
         return row
 
     def select(self, table: Table, **where: Any) -> list[Row]:
-        self.rows.flush()
-        stmt = select(table)
-        for col, value in where.items():
-            stmt = stmt.where(table.c[col] == value)
-        return [dict(r) for r in self.conn.execute(stmt.order_by(table.c.key)).mappings()]
+        return self.rows.select(table, **where)
 
     def touch(self, *subjects: str | None) -> None:
         self.draft.subjects.update(s for s in subjects if s)

@@ -1,34 +1,62 @@
 """Row writing that records before and after images of every projection row it touches.
 
-Inserts are buffered per table and written with ``executemany`` (bulk import speed); any
-read, update or delete flushes them first, so callers always see their own writes.
+Inserts are buffered per table and written with the driver's ``executemany`` (bulk import
+speed). Reads see the buffered rows without writing them first: :meth:`RowWriter.get` looks a
+key up in the buffer, :meth:`RowWriter.select` by ``person_key`` or ``household_key`` adds the
+buffered matches to the database's answer. Updates and deletes flush first.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, insert, select, update
+from sqlalchemy import Boolean, Connection, Table, delete, update
 
 from cutru.journal.entry import Change, Row
 from cutru.store.schema import PROJECTION_BY_NAME
 
+#: Columns by which buffered rows are indexed, so reads by them need no flush.
+INDEXED = ("person_key", "household_key")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A table's columns in schema order, their defaults, and its driver-level INSERT."""
+
+    names: tuple[str, ...]
+    defaults: tuple[Any, ...]
+    booleans: tuple[int, ...]  # positions of boolean columns (SQLite returns 0/1)
+    insert_sql: dict[str, str]  # paramstyle -> SQL
+
+
+@cache
+def layout(table_name: str) -> Layout:
+    table = PROJECTION_BY_NAME[table_name]
+    names = tuple(str(c.name) for c in table.c)  # plain str: quoted_name is a subclass
+    defaults = tuple(
+        c.default.arg if c.default is not None and getattr(c.default, "is_scalar", False)
+        else None
+        for c in table.c
+    )
+    booleans = tuple(i for i, c in enumerate(table.c) if isinstance(c.type, Boolean))
+    cols = ", ".join(names)
+    sql = {
+        "qmark": f"INSERT INTO {table_name} ({cols}) VALUES ({', '.join('?' for _ in names)})",
+        "format": f"INSERT INTO {table_name} ({cols}) VALUES ({', '.join('%s' for _ in names)})",
+    }
+    return Layout(names, defaults, booleans, sql)
+
 
 def complete_row(table: Table, values: dict[str, Any]) -> Row:
     """All columns of ``table`` in schema order; missing ones get their default or None."""
-    unknown = set(values) - set(table.c.keys())
-    if unknown:
-        raise KeyError(f"{table.name} has no column(s) {sorted(unknown)}")
-    row: Row = {}
-    for col in table.c:
-        name = str(col.name)  # a plain str: SQLAlchemy's quoted_name is a subclass
-        if name in values:
-            row[name] = values[name]
-        elif col.default is not None and getattr(col.default, "is_scalar", False):
-            row[name] = col.default.arg  # type: ignore[attr-defined]
-        else:
-            row[name] = None
-    return row
+    lay = layout(table.name)
+    if len(values) > len(lay.names) or not values.keys() <= set(lay.names):
+        unknown = sorted(set(values) - set(lay.names))
+        raise KeyError(f"{table.name} has no column(s) {unknown}")
+    return {n: values[n] if n in values else d
+            for n, d in zip(lay.names, lay.defaults, strict=True)}
 
 
 class RowWriter:
@@ -37,26 +65,78 @@ class RowWriter:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.changes: list[Change] = []
-        self._pending: dict[str, list[Row]] = {}
+        self._pending: dict[str, dict[str, Row]] = {}
+        self._index: dict[tuple[str, str, Any], list[Row]] = {}
+        self._paramstyle = "qmark" if conn.dialect.name == "sqlite" else "format"
+        self._mark = "?" if self._paramstyle == "qmark" else "%s"
+
+    def _query(self, table: str, where: dict[str, Any]) -> list[Row]:
+        """``SELECT *`` by equality on the driver's cursor: the hot read of every operation
+        (SQLAlchemy's statement machinery costs several times the query itself)."""
+        lay = layout(table)
+        cond = " AND ".join(f"{c} = {self._mark}" for c in where)
+        sql = f"SELECT {', '.join(lay.names)} FROM {table} WHERE {cond}"
+        cur = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cur.execute(sql, tuple(where.values()))
+            fetched = cur.fetchall()
+        finally:
+            cur.close()
+        rows = []
+        for values in fetched:
+            row = dict(zip(lay.names, values, strict=True))
+            for i in lay.booleans:
+                name = lay.names[i]
+                if row[name] is not None:
+                    row[name] = bool(row[name])
+            rows.append(row)
+        return rows
 
     def flush(self) -> None:
         for name, rows in self._pending.items():
             if rows:
-                self.conn.execute(insert(PROJECTION_BY_NAME[name]), rows)
+                lay = layout(name)
+                self.conn.exec_driver_sql(
+                    lay.insert_sql[self._paramstyle],
+                    [tuple(r[n] for n in lay.names) for r in rows.values()],  # type: ignore[arg-type]
+                )
         self._pending.clear()
+        self._index.clear()
+
+    def _buffer(self, table: str, row: Row) -> None:
+        self._pending.setdefault(table, {})[row["key"]] = row
+        for col in INDEXED:
+            value = row.get(col)
+            if value is not None:
+                self._index.setdefault((table, col, value), []).append(row)
 
     def get(self, table: Table, key: str) -> Row | None:
-        self.flush()
-        found = self.conn.execute(select(table).where(table.c.key == key)).mappings().first()
-        return dict(found) if found is not None else None
+        buffered = self._pending.get(table.name, {}).get(key)
+        if buffered is not None:
+            return dict(buffered)
+        found = self._query(table.name, {"key": key})
+        return found[0] if found else None
+
+    def select(self, table: Table, **where: Any) -> list[Row]:
+        """Rows matching every ``column == value``, buffered ones included, ordered by key."""
+        indexed = next((c for c in INDEXED if c in where), None)
+        if indexed is None:
+            self.flush()
+        rows = self._query(table.name, where)
+        if indexed is not None:
+            rows += [dict(r) for r in self._index.get((table.name, indexed, where[indexed]), [])
+                     if all(r.get(c) == v for c, v in where.items())]
+        rows.sort(key=lambda r: str(r["key"]))
+        return rows
 
     def insert(self, table: Table, values: dict[str, Any]) -> Row:
         row = complete_row(table, values)
-        self._pending.setdefault(table.name, []).append(row)
+        self._buffer(table.name, row)
         self.changes.append(Change(table.name, row["key"], None, row))
         return row
 
     def update(self, table: Table, key: str, **values: Any) -> Row:
+        self.flush()
         before = self.get(table, key)
         if before is None:
             raise LookupError(f"{table.name} row {key} does not exist")
@@ -67,6 +147,7 @@ class RowWriter:
         return after
 
     def delete(self, table: Table, key: str) -> Row:
+        self.flush()
         before = self.get(table, key)
         if before is None:
             raise LookupError(f"{table.name} row {key} does not exist")
@@ -78,9 +159,8 @@ class RowWriter:
         """Apply a change from the journal as it is (rebuild and compensation)."""
         table = PROJECTION_BY_NAME[change.table]
         if change.before is None and change.after is not None:
-            pending = self._pending.setdefault(table.name, [])
-            pending.append(dict(change.after))
-            if len(pending) >= 10000:
+            self._buffer(table.name, dict(change.after))
+            if len(self._pending[table.name]) >= 10000:
                 self.flush()
             return
         self.flush()
