@@ -55,8 +55,7 @@ def complete_row(table: Table, values: dict[str, Any]) -> Row:
     if len(values) > len(lay.names) or not values.keys() <= set(lay.names):
         unknown = sorted(set(values) - set(lay.names))
         raise KeyError(f"{table.name} has no column(s) {unknown}")
-    return {n: values[n] if n in values else d
-            for n, d in zip(lay.names, lay.defaults, strict=True)}
+    return {n: values.get(n, d) for n, d in zip(lay.names, lay.defaults, strict=True)}
 
 
 class RowWriter:
@@ -98,7 +97,7 @@ class RowWriter:
                 lay = layout(name)
                 self.conn.exec_driver_sql(
                     lay.insert_sql[self._paramstyle],
-                    [tuple(r[n] for n in lay.names) for r in rows.values()],  # type: ignore[arg-type]
+                    [tuple(r[n] for n in lay.names) for r in rows.values()],
                 )
         self._pending.clear()
         self._index.clear()
