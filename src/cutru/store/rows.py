@@ -36,8 +36,7 @@ def layout(table_name: str) -> Layout:
     table = PROJECTION_BY_NAME[table_name]
     names = tuple(str(c.name) for c in table.c)  # plain str: quoted_name is a subclass
     defaults = tuple(
-        c.default.arg if c.default is not None and getattr(c.default, "is_scalar", False)
-        else None
+        getattr(c.default, "arg", None) if getattr(c.default, "is_scalar", False) else None
         for c in table.c
     )
     booleans = tuple(i for i, c in enumerate(table.c) if isinstance(c.type, Boolean))
