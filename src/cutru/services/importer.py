@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from cutru.domain.enums import Relationship
 from cutru.domain.rules import check_household, violation
-from cutru.domain.units import Address
+from cutru.domain.units import Address, map_pre2025_address
 from cutru.errors import CutruError, ImportLineError, InputError, RuleViolation
 from cutru.services import households as hh_ops
 from cutru.services import people, residence
@@ -86,8 +86,13 @@ def _household(tx: Tx, ctx: _Context, rec: dict[str, Any], taken: set[str]) -> i
     if not isinstance(members, list) or not members:
         raise InputError("members must be a non-empty list", field="members", rule="required")
     on = rec.get("registered_on") or tx.today.isoformat()
-    addr = Address(commune_code=str(rec.get("commune_code", "")),
-                   street=str(rec.get("street", "")).strip())
+    if rec.get("old_province_code") is not None:
+        # a pre-2025 address: accepted where it maps to a current unit (domain.md §5)
+        addr = map_pre2025_address(str(rec["old_province_code"]),
+                                   str(rec.get("commune_code", "")), str(rec.get("street", "")))
+    else:
+        addr = Address(commune_code=str(rec.get("commune_code", "")),
+                       street=str(rec.get("street", "")).strip())
     addr.validate()
     hh = tx.new_key("H")
     file_no = hh_ops.file_number(hh)
