@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from cutru.domain.dates import PartialDate
-from cutru.errors import AddressError, InputError, RuleViolation
+from cutru.errors import AddressError, ImportLineError, InputError, RuleViolation
 from cutru.services import importer
 from cutru.services.registry import Registry
 from tests.helpers import BA_DINH, BASIS, HOAN_KIEM, OFFICER, SAI_GON, household_line, person
@@ -78,12 +78,14 @@ def test_separation_needs_an_adult_and_someone_remaining(registry: Registry) -> 
 def test_household_head_must_be_adult_when_a_member_is(registry: Registry) -> None:
     kid, adult = person("Ngô Nhỏ", "2014-01-01"), person("Ngô Lớn", "1970-01-01")
     line = household_line(members=[("head", kid), ("parent", adult)])
-    with pytest.raises(Exception, match="household.head_capacity|full civil-act capacity"):
+    with pytest.raises(ImportLineError) as info:
         importer.import_records(registry.runner, [(1, line)], actor=OFFICER)
+    assert info.value.rule == "household.head_capacity" and info.value.line == 1
     assert registry.journal_length() == 0
     two_heads = household_line(members=[("head", person()), ("head", person())])
-    with pytest.raises(Exception, match="exactly one head"):
-        importer.import_records(registry.runner, [(1, two_heads)], actor=OFFICER)
+    with pytest.raises(ImportLineError) as info:
+        importer.import_records(registry.runner, [(7, two_heads)], actor=OFFICER)
+    assert info.value.rule == "household.exactly_one_head" and info.value.line == 7
     k = seed_family(registry)
     refused(registry, RuleViolation, "household.head_is_member",
             lambda: registry.change_head(OFFICER, BASIS, k["household"], "Poutsider", {}))
@@ -148,8 +150,9 @@ def test_pre2025_address_is_mapped_or_refused(registry: Registry) -> None:
     importer.import_records(registry.runner, [(1, line)], actor=OFFICER)
     bad = household_line(commune="00070")
     bad["old_province_code"] = "79"  # Hoàn Kiếm was never in Hồ Chí Minh City
-    with pytest.raises(Exception, match="address.pre2025_unmappable|cannot be mapped"):
+    with pytest.raises(ImportLineError) as info:
         importer.import_records(registry.runner, [(1, bad)], actor=OFFICER)
+    assert info.value.rule == "address.pre2025_unmappable"
     with pytest.raises(AddressError):
         from cutru.domain.units import commune
         commune("00001")
