@@ -6,7 +6,7 @@ import hashlib
 import random
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cutru.errors import InputError
@@ -190,3 +190,17 @@ def test_the_design_documents_example_digest() -> None:
     )
     digest = LtHash.of([row_element("persons", "P000001", row)]).digest()
     assert digest == "94ef769b46bd65b9972b061f9f6248d5a04de18a5f8c39af717b0eaa22155ee2"
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.binary(max_size=20), max_size=4),
+                          st.lists(st.binary(max_size=20), max_size=4)), max_size=8))
+def test_advance_equals_stepwise_update(steps: list[tuple[list[bytes], list[bytes]]]) -> None:
+    start = LtHash.of([b"seed-1", b"seed-2"])
+    stepwise, expected = start.copy(), []
+    for added, removed in steps:
+        stepwise.update(added, removed)
+        expected.append(stepwise.digest())
+    batched = start.copy()
+    assert batched.advance(steps) == expected
+    assert batched == stepwise

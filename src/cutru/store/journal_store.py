@@ -69,14 +69,12 @@ def row_elements(changes: Sequence[Change]) -> tuple[list[bytes], list[bytes]]:
 def append(conn: Connection, head: Head, drafts: Sequence[Draft],
            now: Callable[[], datetime]) -> list[Entry]:
     """Seal ``drafts`` after ``head``, write them, and advance the head (in place)."""
+    drafts = [d for d in drafts if d.changes]  # an operation that changed nothing: no entry
+    digests = head.state.advance([row_elements(d.changes) for d in drafts])
     entries: list[Entry] = []
-    for draft in drafts:
-        if not draft.changes:  # an operation that changed nothing leaves no entry
-            continue
-        added, removed = row_elements(draft.changes)
-        head.state.update(added, removed)
+    for draft, digest in zip(drafts, digests, strict=True):
         ts = next_ts(now(), head.ts)
-        entry = seal(draft, seq=head.seq + 1, ts=ts, digest=head.state.digest(), prev=head.hash)
+        entry = seal(draft, seq=head.seq + 1, ts=ts, digest=digest, prev=head.hash)
         entries.append(entry)
         head.seq, head.hash, head.ts = entry.seq, entry.hash, entry.ts
     if not entries:
