@@ -187,3 +187,20 @@ def test_rewritten_tail_after_last_stored_checkpoint_is_detected(registry: Regis
     report = registry.verify()
     assert [p.kind for p in report.problems] == ["checkpoint"], report.problems
     assert report.problems[0].seq == last.seq
+
+
+def test_concurrent_writers_keep_a_gapless_valid_chain(registry: Registry) -> None:
+    """Officers writing at once: every entry gets its own seq, the chain and digest hold."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    k = seed_family(registry)
+
+    def work(i: int) -> None:
+        who = k["child"] if i % 2 else k["mother"]
+        registry.adjust_information(f"officer-{i}", BASIS, who, {"occupation": f"nghề {i}"})
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(work, range(24)))
+    report = registry.verify()
+    assert report.ok, report.problems
+    assert report.entries == registry.journal_length() == 1 + 24

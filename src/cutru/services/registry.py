@@ -7,9 +7,11 @@ it created. A violated rule raises and writes nothing.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +78,10 @@ class Registry:
         if self._signing_key is None:
             return
         path = self.settings.external_checkpoint_path
+        with _file_lock(path.with_name(path.name + ".lock")):
+            self._sign_external(path, self._signing_key)
+
+    def _sign_external(self, path: Path, key: SigningKey) -> None:
         previous = _read_checkpoint_file(path)
         with self.db.read() as conn:
             head = journal_store.read_head(conn)
@@ -94,8 +100,8 @@ class Registry:
                 expected, last = entry.hash, entry
         if last is None or last.seq != head.seq:
             return
-        cp = Checkpoint(last.seq, last.hash, last.digest, last.ts, self._signing_key.key_id)
-        _write_durably(path, json.dumps(self._signing_key.sign(cp).to_dict()).encode())
+        cp = Checkpoint(last.seq, last.hash, last.digest, last.ts, key.key_id)
+        _write_durably(path, json.dumps(key.sign(cp).to_dict()).encode())
 
     # -- transactions -------------------------------------------------------------------------
     def declare_person(self, actor: str, purpose: str, person: dict[str, Any]) -> str:
@@ -232,6 +238,18 @@ def _read_checkpoint_file(path: Path) -> SignedCheckpoint | None:
     except ValueError:
         raise CheckpointInvalid(f"{path} is not a checkpoint (not JSON)") from None
     return SignedCheckpoint.from_dict(data)
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock between threads and processes (the server and the CLI)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def _write_durably(path: Path, data: bytes) -> None:
