@@ -126,29 +126,11 @@ def seal(draft: Draft, *, seq: int, ts: str, digest: str, prev: str) -> Entry:
     """Give a draft its place in the chain."""
     subjects = tuple(sorted(draft.subjects))
     changes = tuple(draft.changes)
-    body = {
-        "seq": seq,
-        "ts": ts,
-        "actor": draft.actor,
-        "purpose": draft.purpose,
-        "operation": draft.operation,
-        "subjects": list(subjects),
-        "changes": [c.to_object() for c in changes],
-        "digest": digest,
-        "prev": prev,
-    }
-    return Entry(
-        seq,
-        ts,
-        draft.actor,
-        draft.purpose,
-        draft.operation,
-        subjects,
-        changes,
-        digest,
-        prev,
-        hash_body(body),
-    )
+    body = encode_body(seq=seq, ts=ts, actor=draft.actor, purpose=draft.purpose,
+                       operation=draft.operation, subjects=subjects,
+                       changes_bytes=encode_changes(changes), digest=digest, prev=prev)
+    return Entry(seq, ts, draft.actor, draft.purpose, draft.operation, subjects, changes,
+                 digest, prev, hashlib.sha256(ENTRY_PREFIX + body).hexdigest())
 
 
 def format_ts(moment: datetime) -> str:

@@ -130,7 +130,7 @@ class RowWriter:
     def insert(self, table: Table, values: dict[str, Any]) -> Row:
         row = complete_row(table, values)
         self._buffer(table.name, row)
-        self.changes.append(Change(table.name, row["key"], None, row))
+        self.changes.append(Change(str(table.name), row["key"], None, row))
         return row
 
     def update(self, table: Table, key: str, **values: Any) -> Row:
@@ -141,7 +141,7 @@ class RowWriter:
         after = {**before, **values}
         if after != before:
             self.conn.execute(update(table).where(table.c.key == key).values(**values))
-            self.changes.append(Change(table.name, key, before, after))
+            self.changes.append(Change(str(table.name), key, before, after))
         return after
 
     def delete(self, table: Table, key: str) -> Row:
@@ -150,7 +150,7 @@ class RowWriter:
         if before is None:
             raise LookupError(f"{table.name} row {key} does not exist")
         self.conn.execute(delete(table).where(table.c.key == key))
-        self.changes.append(Change(table.name, key, before, None))
+        self.changes.append(Change(str(table.name), key, before, None))
         return before
 
     def apply(self, change: Change) -> None:
