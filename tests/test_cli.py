@@ -56,8 +56,12 @@ def test_seed_show_verify_tamper_rebuild(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "seeded 300 persons" in r.stdout
     with sqlite3.connect(tmp_path / "data" / "cutru.db") as conn:
-        idn, key = conn.execute("select id_number, key from persons where id_number is not null "
-                                "limit 1").fetchone()
+        key, stored = conn.execute("select key, id_number from persons where id_number is not "
+                                   "null limit 1").fetchone()
+    assert stored.startswith("enc:v1:"), "ID numbers are encrypted at rest"
+    by_key = cutru(tmp_path, "show", "--person", key, "--json")
+    idn = json.loads(by_key.stdout)["person"]["id_number"]
+    assert len(idn) == 12 and idn.isdigit()
     shown = cutru(tmp_path, "show", "--id-number", idn, "--json")
     assert shown.returncode == 0 and json.loads(shown.stdout)["person"]["key"] == key
     hist = cutru(tmp_path, "show", "--person", key, "--history", "--json")

@@ -19,14 +19,26 @@ process exit (``cutru.cli.errors``) and one to an HTTP response (the API's error
     │   └── ImportLineError                             a line of an import file is rejected
     ├── RuleViolation               exit 4   HTTP 409   a Law on Residence rule (rule + article)
     ├── NotFound                    exit 5   HTTP 404
+    │   └── ObjectNotFound                              no backup object of that name
+    ├── AccessDenied                exit 8   HTTP 403   the access policy refuses (reason code)
     ├── ConcurrencyConflict         exit 7   HTTP 409   the record changed under the caller
+    │   ├── ObjectExists                                backup name taken (write-once)
+    │   └── RepositoryLocked                            a backup lock conflicts
     ├── IntegrityFailure            exit 6   HTTP 500   verification found tampering or damage
     │   ├── JournalChainBroken
     │   ├── CheckpointInvalid
-    │   └── ProjectionMismatch
+    │   ├── ProjectionMismatch
+    │   ├── RepositoryDamaged                           backup object fails its seal or id
+    │   └── ManifestInvalid                             manifest signature fails
     └── ConfigError                 exit 9   HTTP 500   settings, keys, storage unreachable
+        ├── PolicyError                                 the access policy file is invalid (line)
+        ├── WrongRepositoryKey                          wrong passphrase or key file
+        ├── RepositoryVersionError                      unknown repository format
+        └── TargetUnavailable                           backup storage refused or unreachable
+            └── TransientTargetError                    ... and worth retrying
 
 Exit code 2 is reserved for command-line usage errors (reported by the CLI framework).
+Exit code 8 (access denied) was added with the access layer (``cutru.access``).
 """
 
 from __future__ import annotations
@@ -127,6 +139,21 @@ class NotFound(CutruError):
     code = "not_found"
 
 
+class AccessDenied(CutruError):
+    """The access policy refuses the request. ``reason`` is the decision's stable reason code
+    (``denied.outside_jurisdiction``). A record hidden by a state-secret label is never
+    reported this way: the caller raises the same :class:`NotFound` as for an absent record.
+    """
+
+    exit_code = 8
+    http_status = 403
+    code = "access_denied"
+
+    def __init__(self, message: str, *, reason: str, **details: Any) -> None:
+        super().__init__(message, reason=reason, **details)
+        self.reason = reason
+
+
 class ConcurrencyConflict(CutruError):
     exit_code = 7
     http_status = 409
@@ -157,6 +184,77 @@ class ConfigError(CutruError):
     exit_code = 9
     http_status = 500
     code = "configuration_error"
+
+
+# --- the backup repository (cutru.backup) ----------------------------------------------
+
+
+class ObjectNotFound(NotFound):
+    """A backup target holds no object of that kind and name."""
+
+    code = "backup_object_not_found"
+
+
+class ObjectExists(ConcurrencyConflict):
+    """A backup object of that name exists; objects are written once, never replaced."""
+
+    code = "backup_object_exists"
+
+
+class RepositoryLocked(ConcurrencyConflict):
+    """Another process holds a lock on the backup repository that conflicts with ours."""
+
+    code = "backup_repository_locked"
+
+
+class RepositoryDamaged(IntegrityFailure):
+    """A backup object fails authentication, its content id or its format: it was damaged or
+    altered. Its data is never returned."""
+
+    code = "backup_repository_damaged"
+
+
+class ManifestInvalid(IntegrityFailure):
+    """A backup manifest is not signed by a known key, or its signature does not verify."""
+
+    code = "backup_manifest_invalid"
+
+
+class WrongRepositoryKey(ConfigError):
+    """No key object of the repository opens with the passphrase or key file given."""
+
+    code = "backup_wrong_key"
+
+
+class RepositoryVersionError(ConfigError):
+    """The repository (or one of its objects) has a format version this build cannot read."""
+
+    code = "backup_unsupported_version"
+
+
+class TargetUnavailable(ConfigError):
+    """Backup storage refused the request or could not be reached."""
+
+    code = "backup_target_unavailable"
+
+
+class TransientTargetError(TargetUnavailable):
+    """A backup storage failure that may succeed if tried again (timeout, 5xx, throttling)."""
+
+    code = "backup_target_transient"
+
+
+class PolicyError(ConfigError):
+    """The access policy file is invalid; ``line`` (1-based) is where the problem is."""
+
+    code = "invalid_policy"
+
+    def __init__(self, message: str, *, line: int, source: str, **details: Any) -> None:
+        super().__init__(f"{source}, line {line}: {message}", line=line, source=source,
+                         **details)
+        self.line = line
+        self.source = source
+        self.problem = message
 
 
 def all_error_classes() -> list[type[CutruError]]:

@@ -63,7 +63,8 @@ class _Context:
         if id_number in self.ids:
             return self.ids[id_number]
         tx.rows.flush()
-        found = tx.conn.execute(select(persons.c.key).where(persons.c.id_number == id_number)
+        bidx = tx.keys.blind_index(id_number)
+        found = tx.conn.execute(select(persons.c.key).where(persons.c.id_number_bidx == bidx)
                                 ).first()
         if found is None:
             raise InputError(f"no person with ID number {id_number}", field="id_number",
@@ -73,11 +74,13 @@ class _Context:
     def taken(self, numbers: list[str]) -> set[str]:
         """Which of ``numbers`` already belong to persons in the database."""
         self.batch.rows.flush()
+        by_bidx = {self.batch.keys.blind_index(n): n for n in numbers}
         out: set[str] = set()
-        for i in range(0, len(numbers), 500):
-            chunk = numbers[i:i + 500]
-            out.update(r[0] for r in self.batch.conn.execute(
-                select(persons.c.id_number).where(persons.c.id_number.in_(chunk))))
+        bidxs = list(by_bidx)
+        for i in range(0, len(bidxs), 500):
+            chunk = bidxs[i:i + 500]
+            out.update(by_bidx[r[0]] for r in self.batch.conn.execute(
+                select(persons.c.id_number_bidx).where(persons.c.id_number_bidx.in_(chunk))))
         return out
 
 
@@ -117,7 +120,7 @@ def _household(tx: Tx, ctx: _Context, rec: dict[str, Any], taken: set[str]) -> i
         if idn:
             ctx.ids[idn] = key
         keys.append((key, rel))
-        people_rows[key] = tx.rows.changes[-1].after or {}
+        people_rows[key] = {"birth_date": m["person"].get("birth_date"), "key": key}
     fake_members = [{"person_key": k, "relationship": r.value} for k, r in keys]
     check_household(fake_members, people_rows, tx.today)
     head_key = next(k for k, r in keys if r is Relationship.HEAD)

@@ -15,6 +15,7 @@ from cutru.domain.rules import DECREE, LAW, check_four_eyes, require_alive, viol
 from cutru.domain.units import commune
 from cutru.errors import InputError
 from cutru.services import households as hh_ops
+from cutru.services.protect import open_person, seal_id_number, seal_person
 from cutru.services.residence import active
 from cutru.services.unit import Tx
 from cutru.store.schema import (
@@ -29,7 +30,8 @@ from cutru.store.schema import (
 
 def _id_taken(tx: Tx, id_number: str, except_key: str | None = None) -> None:
     tx.rows.flush()
-    found = tx.conn.execute(select(persons.c.key).where(persons.c.id_number == id_number)).first()
+    bidx = tx.keys.blind_index(id_number)
+    found = tx.conn.execute(select(persons.c.key).where(persons.c.id_number_bidx == bidx)).first()
     if found is not None and found[0] != except_key:
         raise violation("person.id_number_unique", "Decree 137/2015 Art. 13",
                         f"ID number {id_number} already belongs to another person",
@@ -43,11 +45,10 @@ def declare_person(tx: Tx, data: dict[str, Any], *, check_unique: bool = True) -
     if row["id_number"]:
         if check_unique:
             _id_taken(tx, row["id_number"])
-        tx.rows.insert(id_numbers, {"key": f"I{key[1:]}0", "person_key": key,
-                                    "id_number": row["id_number"],
-                                    "valid_from": tx.today.isoformat(), "valid_to": None,
-                                    "reason": "declared"})
-    tx.rows.insert(persons, row)
+        tx.rows.insert(id_numbers, seal_id_number(tx.keys, {
+            "key": f"I{key[1:]}0", "person_key": key, "id_number": row["id_number"],
+            "valid_from": tx.today.isoformat(), "valid_to": None, "reason": "declared"}))
+    tx.rows.insert(persons, seal_person(tx.keys, row))
     tx.touch(key)
     return key
 
@@ -87,7 +88,9 @@ def record_death(tx: Tx, person_key: str, *, on: str, missing: bool = False,
 
 
 def _checked_changes(tx: Tx, person: dict[str, Any], changes: dict[str, Any],
-                     allowed: frozenset[str]) -> dict[str, Any]:
+                     allowed: frozenset[str]) -> tuple[dict[str, Any], str | None]:
+    """Validate ``changes`` against the whole record; return the changed columns, sealed
+    for storage, and the new ID number in plain text when it changes."""
     if not changes:
         raise InputError("no changes given", field="changes", rule="required")
     for name in changes:
@@ -96,16 +99,22 @@ def _checked_changes(tx: Tx, person: dict[str, Any], changes: dict[str, Any],
         if name not in allowed:
             raise violation("adjustment.needs_correction", f"{DECREE} Art. 12",
                             f"{name} is changed only by an approved correction", field=name)
-    merged = {k: v for k, v in person.items() if k not in {"key", "birth_year"}}
+    plain = open_person(tx.keys, person)
+    merged = {k: v for k, v in plain.items() if k not in {"key", "birth_year"}}
     merged.update(changes)
     row = person_row(merged, key=person["key"], today=tx.today)
-    return {k: v for k, v in row.items() if row[k] != person.get(k)}
+    changed = {k for k, v in row.items() if v != plain.get(k)}
+    sealed = seal_person(tx.keys, row)
+    if "id_number" in changed:
+        changed.add("id_number_bidx")
+    new_id = row["id_number"] if "id_number" in changed else None
+    return {k: sealed[k] for k in changed}, new_id
 
 
 def adjust_information(tx: Tx, person_key: str, changes: dict[str, Any]) -> dict[str, Any]:
     """Art. 26(1)(b): civil-status and contact changes declared by the citizen."""
     person = tx.get(persons, person_key, "person")
-    diff = _checked_changes(tx, person, changes, ADJUSTABLE)
+    diff, _ = _checked_changes(tx, person, changes, ADJUSTABLE)  # ID numbers: not adjustable
     if diff:
         tx.rows.update(persons, person_key, **diff)
     tx.touch(person_key)
@@ -147,18 +156,17 @@ def decide_correction(tx: Tx, correction_key: str, *, approver: str, approve: bo
     if not approve:
         return
     person = tx.get(persons, corr["person_key"], "person")
-    diff = _checked_changes(tx, person, json.loads(corr["changes"]), CORRECTABLE)
-    new_id = diff.get("id_number")
+    diff, new_id = _checked_changes(tx, person, json.loads(corr["changes"]), CORRECTABLE)
     if new_id:
         _id_taken(tx, new_id, except_key=person["key"])
         history = tx.select(id_numbers, person_key=person["key"])
         for h in history:
             if h["valid_to"] is None:
                 tx.rows.update(id_numbers, h["key"], valid_to=tx.today.isoformat())
-        tx.rows.insert(id_numbers, {"key": f"I{person['key'][1:]}{len(history)}",
-                                    "person_key": person["key"], "id_number": new_id,
-                                    "valid_from": tx.today.isoformat(), "valid_to": None,
-                                    "reason": f"correction {correction_key}"})
+        tx.rows.insert(id_numbers, seal_id_number(tx.keys, {
+            "key": f"I{person['key'][1:]}{len(history)}", "person_key": person["key"],
+            "id_number": new_id, "valid_from": tx.today.isoformat(), "valid_to": None,
+            "reason": f"correction {correction_key}"}))
     if diff:
         tx.rows.update(persons, person["key"], **diff)
 

@@ -7,8 +7,10 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from cutru.access.fieldcrypto import Keyring
 from cutru.errors import NotFound
 from cutru.journal.entry import Entry
+from cutru.services.protect import open_row
 from cutru.store import journal_store
 from cutru.store.schema import (
     PROJECTION_BY_NAME,
@@ -25,8 +27,9 @@ from cutru.store.schema import (
 State = dict[str, dict[str, dict[str, Any]]]  # table -> key -> row
 
 
-def find_by_id_number(conn: Connection, id_number: str) -> str:
-    found = conn.execute(select(persons.c.key).where(persons.c.id_number == id_number)).first()
+def find_by_id_number(conn: Connection, keys: Keyring, id_number: str) -> str:
+    bidx = keys.blind_index(id_number)
+    found = conn.execute(select(persons.c.key).where(persons.c.id_number_bidx == bidx)).first()
     if found is None:
         raise NotFound("no person with this ID number", field="id_number", rule="exists")
     return str(found[0])
@@ -82,6 +85,11 @@ def _state_as_of(conn: Connection, person_key: str, stop: int) -> State:
     return _collect(conn, co_members, stop, entries, seen)
 
 
+def _open(state: State, keys: Keyring) -> State:
+    """Decrypt the protected fields of every row of a replayed or live state."""
+    return {t: {k: open_row(keys, t, r) for k, r in rows.items()} for t, rows in state.items()}
+
+
 def _assemble(state: State, person_key: str) -> dict[str, Any]:
     person = state["persons"].get(person_key)
     if person is None:
@@ -110,16 +118,16 @@ def _assemble(state: State, person_key: str) -> dict[str, Any]:
             "corrections": of("corrections")}
 
 
-def person_record(conn: Connection, person_key: str, *, as_of_seq: int | None = None
-                  ) -> dict[str, Any]:
+def person_record(conn: Connection, keys: Keyring, person_key: str, *,
+                  as_of_seq: int | None = None) -> dict[str, Any]:
     """The whole record of a person now, or as it was after journal position ``as_of_seq``."""
     if as_of_seq is None:
-        return _assemble(_live_state(conn, person_key), person_key)
-    return _assemble(_state_as_of(conn, person_key, as_of_seq), person_key)
+        return _assemble(_open(_live_state(conn, person_key), keys), person_key)
+    return _assemble(_open(_state_as_of(conn, person_key, as_of_seq), keys), person_key)
 
 
-def household_record(conn: Connection, household_key: str, *, as_of_seq: int | None = None
-                     ) -> dict[str, Any]:
+def household_record(conn: Connection, keys: Keyring, household_key: str, *,
+                     as_of_seq: int | None = None) -> dict[str, Any]:
     stop = as_of_seq if as_of_seq is not None else journal_store.last_seq(conn)
     entries: dict[int, Entry] = {}
     seen: set[str] = set()
@@ -130,7 +138,7 @@ def household_record(conn: Connection, household_key: str, *, as_of_seq: int | N
                        rule="exists")
     members = [m for m in state["household_members"].values()
                if m["household_key"] == household_key]
-    state = _collect(conn, {m["person_key"] for m in members}, stop, entries, seen)
+    state = _open(_collect(conn, {m["person_key"] for m in members}, stop, entries, seen), keys)
     return {**hh, "members": sorted(
         ({**m, "full_name": state["persons"].get(m["person_key"], {}).get("full_name")}
          for m in members), key=lambda m: (m["relationship"] != "head", m["key"]))}

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from cutru.access.fieldcrypto import Keyring
 from cutru.config import Settings
 from cutru.errors import CheckpointInvalid, ConfigError
 from cutru.journal.signing import (
@@ -44,7 +45,10 @@ class Registry:
         self._signing_key: SigningKey | None = None
         if settings.signing_key_path.exists():
             self._signing_key = load_signing_key(settings.signing_key_path)
-        self.runner = UnitRunner(self.db, clock=clock, signing_key=self._signing_key,
+        # The data keys are created by init(); until then any use of them says so.
+        self.keys = Keyring.open(settings.key_dir) if Keyring.exists(settings.key_dir) \
+            else Keyring.missing(settings.key_dir)
+        self.runner = UnitRunner(self.db, self.keys, clock=clock, signing_key=self._signing_key,
                                  checkpoint_interval=settings.checkpoint_interval,
                                  new_key=new_key)
 
@@ -54,6 +58,8 @@ class Registry:
         migrate.upgrade(self.db)
         with self.db.begin() as conn:
             journal_store.init_head(conn)
+        if not Keyring.exists(self.settings.key_dir):
+            self.keys = self.runner.keys = Keyring.open(self.settings.key_dir, create=True)
         if self._signing_key is None:
             generate_signing_key(self.settings.signing_key_path)
             self._signing_key = load_signing_key(self.settings.signing_key_path)
@@ -185,17 +191,17 @@ class Registry:
     # -- reading --------------------------------------------------------------------------
     def find(self, id_number: str) -> str:
         with self.db.read() as conn:
-            return records.find_by_id_number(conn, id_number)
+            return records.find_by_id_number(conn, self.keys, id_number)
 
     def person(self, person_key: str, *, as_of: str | None = None) -> dict[str, Any]:
         with self.db.read() as conn:
             seq = None if as_of is None else journal_store.seq_at(conn, as_of)
-            return records.person_record(conn, person_key, as_of_seq=seq)
+            return records.person_record(conn, self.keys, person_key, as_of_seq=seq)
 
     def household(self, household_key: str, *, as_of: str | None = None) -> dict[str, Any]:
         with self.db.read() as conn:
             seq = None if as_of is None else journal_store.seq_at(conn, as_of)
-            return records.household_record(conn, household_key, as_of_seq=seq)
+            return records.household_record(conn, self.keys, household_key, as_of_seq=seq)
 
     def history(self, subject: str) -> list[dict[str, Any]]:
         with self.db.read() as conn:

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table
 
+from cutru.access.fieldcrypto import Keyring
 from cutru.errors import ConfigError, NotFound
 from cutru.journal.entry import Draft, Entry, Row
 from cutru.journal.signing import Checkpoint, SigningKey
@@ -54,7 +55,7 @@ class Tx:
     draft: Draft
     today: date
     new_key: KeyFactory
-    facts: dict[str, Any] = field(default_factory=dict)
+    keys: Keyring
 
     def get(self, table: Table, key: str, what: str) -> Row:
         row = self.rows.get(table, key)
@@ -77,13 +78,14 @@ class Batch:
     rows: RowWriter
     today: date
     new_key: KeyFactory
+    keys: Keyring
     drafts: list[Draft] = field(default_factory=list)
 
     @contextmanager
     def unit(self, actor: str, purpose: str, operation: str) -> Iterator[Tx]:
         mark = len(self.rows.changes)
         draft = Draft(actor=actor, purpose=purpose, operation=operation)
-        tx = Tx(self.conn, self.rows, draft, self.today, self.new_key)
+        tx = Tx(self.conn, self.rows, draft, self.today, self.new_key, self.keys)
         yield tx
         draft.changes = self.rows.changes[mark:]
         self.drafts.append(draft)
@@ -92,10 +94,11 @@ class Batch:
 class UnitRunner:
     """Opens transactions, seals their drafts into the journal, signs periodic checkpoints."""
 
-    def __init__(self, db: Database, *, clock: Clock = utc_now,
+    def __init__(self, db: Database, keys: Keyring, *, clock: Clock = utc_now,
                  signing_key: SigningKey | None = None, checkpoint_interval: int = 1000,
                  new_key: KeyFactory | None = None) -> None:
         self.db = db
+        self.keys = keys
         self.clock = clock
         self.signing_key = signing_key
         self.checkpoint_interval = checkpoint_interval
@@ -105,7 +108,8 @@ class UnitRunner:
     def batch(self) -> Iterator[Batch]:
         with self.db.begin() as conn:
             head = journal_store.lock_head(conn)
-            batch = Batch(conn, RowWriter(conn), local_date(self.clock()), self.new_key)
+            batch = Batch(conn, RowWriter(conn), local_date(self.clock()), self.new_key,
+                          self.keys)
             yield batch
             batch.rows.flush()
             before = head.seq
@@ -121,7 +125,7 @@ class UnitRunner:
     def read_tx(self, conn: Connection) -> Tx:
         """A Tx for read-only helpers (its draft is never sealed)."""
         return Tx(conn, RowWriter(conn), Draft("reader", "read", "read"),
-                  local_date(self.clock()), self.new_key)
+                  local_date(self.clock()), self.new_key, self.keys)
 
     def _checkpoint_due(self, before: int, after: int) -> bool:
         n = self.checkpoint_interval

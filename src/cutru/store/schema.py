@@ -43,13 +43,15 @@ persons = Table(
         for f in PERSON_FIELDS
         if f.name not in {"id_number", "full_name", "birth_date", "sex"}
     ],
-    Column("id_number", String(12), nullable=True),
+    # encrypted at rest (cutru.access.fieldcrypto); found by its keyed blind index
+    Column("id_number", Text, nullable=True),
+    Column("id_number_bidx", String(32), nullable=True),
     Column("full_name", Text, nullable=False),
     Column("birth_date", String(10), nullable=False),
     Column("birth_year", Integer, nullable=False),
     Column("sex", String(8), nullable=False),
     Column("secret_label", Boolean, nullable=False, default=False),
-    Index("ix_persons_id_number", "id_number", unique=True),
+    Index("ix_persons_id_number_bidx", "id_number_bidx", unique=True),
     Index("ix_persons_name_year", "full_name", "birth_year"),
 )
 
@@ -58,7 +60,8 @@ id_numbers = Table(
     metadata,
     _key(),
     Column("person_key", String(64), nullable=False, index=True),
-    Column("id_number", String(12), nullable=False, index=True),
+    Column("id_number", Text, nullable=False),
+    Column("id_number_bidx", String(32), nullable=False, index=True),
     Column("valid_from", String(10), nullable=False),
     Column("valid_to", String(10), nullable=True),
     Column("reason", Text, nullable=True),

@@ -109,14 +109,17 @@ def upgrade() -> None:
         "id_numbers",
         sa.Column("key", sa.String(length=64), nullable=False),
         sa.Column("person_key", sa.String(length=64), nullable=False),
-        sa.Column("id_number", sa.String(length=12), nullable=False),
+        sa.Column("id_number", sa.Text(), nullable=False),
+        sa.Column("id_number_bidx", sa.String(length=32), nullable=False),
         sa.Column("valid_from", sa.String(length=10), nullable=False),
         sa.Column("valid_to", sa.String(length=10), nullable=True),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("key"),
     )
     with op.batch_alter_table("id_numbers", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_id_numbers_id_number"), ["id_number"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_id_numbers_id_number_bidx"), ["id_number_bidx"], unique=False
+        )
         batch_op.create_index(batch_op.f("ix_id_numbers_person_key"), ["person_key"], unique=False)
 
     op.create_table(
@@ -192,7 +195,8 @@ def upgrade() -> None:
         sa.Column("wanted_decisions", sa.Text(), nullable=True),
         sa.Column("current_living_place", sa.Text(), nullable=True),
         sa.Column("current_living_since", sa.Text(), nullable=True),
-        sa.Column("id_number", sa.String(length=12), nullable=True),
+        sa.Column("id_number", sa.Text(), nullable=True),
+        sa.Column("id_number_bidx", sa.String(length=32), nullable=True),
         sa.Column("full_name", sa.Text(), nullable=False),
         sa.Column("birth_date", sa.String(length=10), nullable=False),
         sa.Column("birth_year", sa.Integer(), nullable=False),
@@ -201,7 +205,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("key"),
     )
     with op.batch_alter_table("persons", schema=None) as batch_op:
-        batch_op.create_index("ix_persons_id_number", ["id_number"], unique=True)
+        batch_op.create_index("ix_persons_id_number_bidx", ["id_number_bidx"], unique=True)
         batch_op.create_index("ix_persons_name_year", ["full_name", "birth_year"], unique=False)
 
     op.create_table(
@@ -264,7 +268,7 @@ def downgrade() -> None:
     op.drop_table("residences")
     with op.batch_alter_table("persons", schema=None) as batch_op:
         batch_op.drop_index("ix_persons_name_year")
-        batch_op.drop_index("ix_persons_id_number")
+        batch_op.drop_index("ix_persons_id_number_bidx")
 
     op.drop_table("persons")
     op.drop_table("meta")
@@ -277,7 +281,7 @@ def downgrade() -> None:
     op.drop_table("journal")
     with op.batch_alter_table("id_numbers", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_id_numbers_person_key"))
-        batch_op.drop_index(batch_op.f("ix_id_numbers_id_number"))
+        batch_op.drop_index(batch_op.f("ix_id_numbers_id_number_bidx"))
 
     op.drop_table("id_numbers")
     with op.batch_alter_table("households", schema=None) as batch_op:

@@ -1,0 +1,1 @@
+"""Confidential use: principals, purposes, the one decision function, field encryption."""
