@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     )
     checkpoint_interval: int = Field(1000, ge=1, description="sign a checkpoint every N entries")
     sqlite_synchronous: str = Field("FULL", description="SQLite PRAGMA synchronous")
+    session_ttl_minutes: int = Field(30, ge=1, le=24 * 60, description="web/API session life")
 
     @field_validator("sqlite_synchronous")
     @classmethod

@@ -21,6 +21,7 @@ process exit (``cutru.cli.errors``) and one to an HTTP response (the API's error
     ├── NotFound                    exit 5   HTTP 404
     │   └── ObjectNotFound                              no backup object of that name
     ├── AccessDenied                exit 8   HTTP 403   the access policy refuses (reason code)
+    │   └── NotAuthenticated                 HTTP 401   no valid password, session or API key
     ├── ConcurrencyConflict         exit 7   HTTP 409   the record changed under the caller
     │   ├── ObjectExists                                backup name taken (write-once)
     │   └── RepositoryLocked                            a backup lock conflicts
@@ -152,6 +153,13 @@ class AccessDenied(CutruError):
     def __init__(self, message: str, *, reason: str, **details: Any) -> None:
         super().__init__(message, reason=reason, **details)
         self.reason = reason
+
+
+class NotAuthenticated(AccessDenied):
+    """No valid identity: wrong password, locked account, unknown or expired token or key."""
+
+    http_status = 401
+    code = "not_authenticated"
 
 
 class ConcurrencyConflict(CutruError):

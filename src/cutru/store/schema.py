@@ -224,4 +224,53 @@ meta = Table(
     Column("value", Text, nullable=False),
 )
 
+# -- identities (cutru.access.identities): not residence data, so not in the journal; every
+# change to them is written to the audit log instead.
+principals = Table(
+    "principals",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(24), nullable=False),
+    Column("unit", String(24), nullable=True),
+    Column("role", String(64), nullable=False, default=""),
+    Column("functions", Text, nullable=False, default="[]"),
+    Column("person_key", String(64), nullable=True),
+    Column("clearance", Boolean, nullable=False, default=False),
+    Column("display_name", Text, nullable=False, default=""),
+    Column("agency", Text, nullable=True),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", String(27), nullable=False),
+)
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("principal_id", String(64), primary_key=True),
+    Column("password_hash", Text, nullable=False),
+    Column("failed_count", Integer, nullable=False, default=0),
+    Column("locked_until", String(27), nullable=True),
+    Column("changed_at", String(27), nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("principal_id", String(64), nullable=False, index=True),
+    Column("created_at", String(27), nullable=False),
+    Column("expires_at", String(27), nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(16), primary_key=True),
+    Column("principal_id", String(64), nullable=False, index=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("scopes", Text, nullable=False),
+    Column("created_at", String(27), nullable=False),
+    Column("revoked_at", String(27), nullable=True),
+)
+
 APPEND_ONLY = (journal, checkpoints)
