@@ -15,9 +15,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection
+
 from cutru.access.fieldcrypto import Keyring
 from cutru.config import Settings
-from cutru.errors import CheckpointInvalid, ConfigError
+from cutru.errors import CheckpointInvalid, ConfigError, InputError
+from cutru.journal.entry import Entry
 from cutru.journal.signing import (
     Checkpoint,
     SignedCheckpoint,
@@ -30,7 +33,7 @@ from cutru.recovery import integrity
 from cutru.services import households as hh_ops
 from cutru.services import people, records, residence
 from cutru.services.unit import Clock, KeyFactory, Tx, UnitRunner, utc_now
-from cutru.store import journal_store, migrate
+from cutru.store import audit_store, journal_store, migrate
 from cutru.store.engine import Database
 
 
@@ -58,6 +61,7 @@ class Registry:
         migrate.upgrade(self.db)
         with self.db.begin() as conn:
             journal_store.init_head(conn)
+            audit_store.init_state(conn)
         if not Keyring.exists(self.settings.key_dir):
             self.keys = self.runner.keys = Keyring.open(self.settings.key_dir, create=True)
         if self._signing_key is None:
@@ -66,15 +70,32 @@ class Registry:
             self.runner.signing_key = self._signing_key
         return self._signing_key.key_id
 
+    @property
+    def signing_key(self) -> SigningKey | None:
+        return self._signing_key
+
     def close(self) -> None:
         self.db.dispose()
 
     # -- generic ----------------------------------------------------------------------------
-    def run(self, actor: str, purpose: str, operation: str, fn: Callable[[Tx], Any]) -> Any:
-        with self.runner.unit(actor, purpose, operation) as tx:
+    def run(self, actor: str, purpose: str, operation: str, fn: Callable[[Tx], Any],
+            before_commit: Callable[[Connection, list[Entry]], None] | None = None) -> Any:
+        with self.runner.unit(actor, purpose, operation, before_commit) as tx:
             result = fn(tx)
         self._after_commit()
         return result
+
+    def transact(self, actor: str, purpose: str, operation: str, *,
+                 before_commit: Callable[[Connection, list[Entry]], None] | None = None,
+                 **kw: Any) -> Any:
+        """Run the transaction named ``operation`` (see :data:`OPERATIONS`)."""
+        try:
+            fn = OPERATIONS[operation]
+        except KeyError:
+            raise InputError(f"unknown transaction {operation!r}", field="operation",
+                             rule="operation.known") from None
+        return self.run(actor, purpose, operation, lambda tx: fn(tx, actor, **kw),
+                        before_commit)
 
     def _after_commit(self) -> None:
         """Sign the new head and keep it outside the database (``latest-checkpoint.json``),
@@ -272,3 +293,34 @@ def _write_durably(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
 
+
+def _op(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Adapt a service function taking ``tx`` first to ``(tx, actor, **kw)``."""
+    return lambda tx, _actor, **kw: fn(tx, **kw)
+
+
+#: Every transaction by its journal operation name: ``fn(tx, actor, **arguments)``.
+OPERATIONS: dict[str, Callable[..., Any]] = {
+    "person.declare": lambda tx, _a, person: people.declare_person(tx, person),
+    "person.adjust": lambda tx, _a, person_key, changes: people.adjust_information(
+        tx, person_key, changes),
+    "person.death": _op(people.record_death),
+    "person.missing": lambda tx, _a, **kw: people.record_death(tx, missing=True, **kw),
+    "permanent.register": _op(residence.register_permanent),
+    "permanent.deregister": _op(residence.deregister_permanent),
+    "temporary.register": _op(residence.register_temporary),
+    "temporary.extend": _op(residence.extend_temporary),
+    "temporary.deregister": _op(residence.deregister_temporary),
+    "stay.notify": _op(residence.notify_stay),
+    "absence.declare": _op(residence.declare_absence),
+    "residence.confirm": _op(residence.confirm_residence),
+    "household.separate": _op(hh_ops.separate),
+    "household.change_head": _op(hh_ops.change_head),
+    "address.readdress": _op(people.readdress),
+    "correction.request": lambda tx, actor, **kw: people.request_correction(
+        tx, requested_by=actor, **kw),
+    "correction.approve": lambda tx, actor, correction_key: people.decide_correction(
+        tx, correction_key, approver=actor, approve=True),
+    "correction.reject": lambda tx, actor, correction_key: people.decide_correction(
+        tx, correction_key, approver=actor, approve=False),
+}

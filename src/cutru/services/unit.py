@@ -80,6 +80,9 @@ class Batch:
     new_key: KeyFactory
     keys: Keyring
     drafts: list[Draft] = field(default_factory=list)
+    #: run inside the transaction after the journal entries are appended (the audit record
+    #: of a write goes here, so it commits or rolls back with the write)
+    before_commit: list[Callable[[Connection, list[Entry]], None]] = field(default_factory=list)
 
     @contextmanager
     def unit(self, actor: str, purpose: str, operation: str) -> Iterator[Tx]:
@@ -116,10 +119,16 @@ class UnitRunner:
             entries = journal_store.append(conn, head, batch.drafts, self.clock)
             if entries and self._checkpoint_due(before, head.seq):
                 self._sign(conn, entries[-1])
+            for hook in batch.before_commit:
+                hook(conn, entries)
 
     @contextmanager
-    def unit(self, actor: str, purpose: str, operation: str) -> Iterator[Tx]:
+    def unit(self, actor: str, purpose: str, operation: str,
+             before_commit: Callable[[Connection, list[Entry]], None] | None = None
+             ) -> Iterator[Tx]:
         with self.batch() as b, b.unit(actor, purpose, operation) as tx:
+            if before_commit is not None:
+                b.before_commit.append(before_commit)
             yield tx
 
     def read_tx(self, conn: Connection) -> Tx:

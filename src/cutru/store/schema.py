@@ -273,4 +273,45 @@ api_keys = Table(
     Column("revoked_at", String(27), nullable=True),
 )
 
-APPEND_ONLY = (journal, checkpoints)
+# -- the audit log (docs/audit.md): records of every read, denial, write, login and policy
+# change, leaves of a Merkle tree whose signed heads make it tamper-evident.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("ts", String(27), nullable=False, index=True),
+    Column("principal", String(64), nullable=False, index=True),
+    Column("action", String(32), nullable=False),
+    Column("outcome", String(8), nullable=False),
+    Column("purpose_kind", String(48), nullable=True, index=True),
+    Column("record", Text, nullable=False),
+    Column("leaf", String(64), nullable=False),
+)
+
+audit_subjects = Table(
+    "audit_subjects",
+    metadata,
+    Column("subject", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+)
+
+audit_state = Table(
+    "audit_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("size", Integer, nullable=False),
+    Column("ts", String(27), nullable=False),
+    Column("frontier", LargeBinary, nullable=False),
+)
+
+audit_heads = Table(
+    "audit_heads",
+    metadata,
+    Column("size", Integer, primary_key=True, autoincrement=False),
+    Column("root", String(64), nullable=False),
+    Column("ts", String(27), nullable=False),
+    Column("key_id", String(16), nullable=False),
+    Column("signature", String(128), nullable=False),
+)
+
+APPEND_ONLY = (journal, checkpoints, audit_log, audit_heads)

@@ -1,0 +1,296 @@
+"""The access-controlled face of the registry: every read and write by a principal passes
+the one decision function, returns only the fields it allows, and is written to the audit
+log (a write's audit record in the same transaction as the write).
+
+The API and the web interface call only this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from cutru.access import identities
+from cutru.access.decision import AccessRequest, Decision, Declaration, Resource, decide
+from cutru.access.policy import Policy, ResourceKind
+from cutru.access.principals import Principal
+from cutru.errors import AccessDenied, NotAuthenticated, NotFound
+from cutru.journal.audit_record import AuditRecord
+from cutru.journal.entry import Entry
+from cutru.services.registry import Registry
+from cutru.store import audit_store
+from cutru.store.schema import households, persons, residences
+
+#: Record sections and the person field whose permission they follow.
+SECTIONS = {"residences": "residence_file_no", "stays": "residence_file_no",
+            "absences": "residence_file_no", "household": "residence_file_no",
+            "id_numbers": "id_number", "corrections": "full_name"}
+
+
+@dataclass(frozen=True)
+class Read:
+    """A filtered record and the decision that filtered it."""
+
+    data: dict[str, Any]
+    decision: Decision
+
+
+class Guard:
+    def __init__(self, registry: Registry, policy: Policy) -> None:
+        self.registry = registry
+        self.policy = policy
+        self.clock = registry.clock
+
+    # -- identities ---------------------------------------------------------------------
+    def login(self, principal_id: str, password: str) -> identities.Login:
+        ttl = timedelta(minutes=self.registry.settings.session_ttl_minutes)
+        try:
+            with self.registry.db.begin() as conn:
+                login = identities.login(conn, principal_id, password, now=self.clock(),
+                                         ttl=ttl)
+                self._audit(conn, login.principal, "login", "allowed", "allowed.login")
+            return login
+        except NotAuthenticated as exc:
+            with self.registry.db.begin() as conn:
+                self._audit_raw(conn, principal_id, "unknown", "login_failed", "denied",
+                                exc.reason)
+            raise
+
+    def caller(self, *, token: str | None = None, api_key: str | None = None) -> Principal:
+        with self.registry.db.read() as conn:
+            if api_key:
+                return identities.authenticate_api_key(conn, api_key)[0]
+            if token:
+                return identities.authenticate(conn, token, now=self.clock())
+        raise NotAuthenticated("sign in, or present an API key", reason="denied.no_credentials")
+
+    def logout(self, principal: Principal, token: str) -> None:
+        with self.registry.db.begin() as conn:
+            identities.logout(conn, token)
+            self._audit(conn, principal, "logout", "allowed", "allowed.logout")
+
+    # -- reading ------------------------------------------------------------------------
+    def read_person(self, principal: Principal, purpose: Declaration, person_key: str, *,
+                    as_of: str | None = None) -> Read:
+        decision = self._decide(principal, purpose, "read", self._person_resource(person_key))
+        self._require(principal, purpose, decision, "read", [person_key])
+        record = self.registry.person(person_key, as_of=as_of)
+        data = filter_record(record, decision.fields)
+        self._audit_read(principal, purpose, decision, "read", [person_key],
+                         {"as_of": as_of} if as_of else {})
+        return Read(data, decision)
+
+    def lookup(self, principal: Principal, purpose: Declaration, id_number: str) -> Read:
+        """Find by ID number: a missing and a hidden record give the same answer."""
+        try:
+            key = self.registry.find(id_number)
+        except NotFound:
+            decision = self._decide(principal, purpose, "read",
+                                    Resource.absent(ResourceKind.PERSON))
+            self._require(principal, purpose, decision, "read", [])
+            self._audit_read(principal, purpose, decision, "read", [], {"query": "id_number"},
+                             outcome="denied", reason="not_found")
+            raise _absent() from None
+        return self.read_person(principal, purpose, key)
+
+    def search(self, principal: Principal, purpose: Declaration, *, full_name: str,
+               birth_year: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Persons by name (and birth year) that this principal may see; the others are not
+        reported, so the result leaks nothing about records outside the caller's reach."""
+        stmt = select(persons.c.key).where(persons.c.full_name == full_name.strip())
+        if birth_year is not None:
+            stmt = stmt.where(persons.c.birth_year == birth_year)
+        with self.registry.db.read() as conn:
+            keys = [str(r[0]) for r in conn.execute(stmt.order_by(persons.c.key).limit(1000))]
+        probe = self._decide(principal, purpose, "search", Resource(ResourceKind.PERSON))
+        if not probe.allowed and probe.reason in {"denied.no_purpose", "denied.action",
+                                                  "denied.declaration_incomplete"}:
+            self._require(principal, purpose, probe, "search", [])
+        found: list[dict[str, Any]] = []
+        fields: set[str] = set()
+        for key in keys:
+            decision = self._decide(principal, purpose, "search", self._person_resource(key))
+            if decision.allowed:
+                person = self.registry.person(key)["person"]
+                found.append({k: v for k, v in person.items() if k in decision.fields
+                              or k == "key"})
+                fields |= decision.fields
+            if len(found) >= limit:
+                break
+        self._audit_read(principal, purpose, probe, "search", [f["key"] for f in found],
+                         {"query": "name_birth_year"}, fields=fields)
+        return found
+
+    # -- writing ------------------------------------------------------------------------
+    def transact(self, principal: Principal, purpose: Declaration, operation: str,
+                 **arguments: Any) -> Any:
+        """Run a transaction if the policy allows ``operation`` for this purpose in the
+        commune(s) it touches; its audit record commits with it."""
+        resource = self._write_resource(arguments)
+        decision = self._decide(principal, purpose, operation, resource)
+        subjects = sorted({v for k, v in arguments.items() if k.endswith("person_key")
+                           and isinstance(v, str)})
+        self._require(principal, purpose, decision, operation, subjects)
+
+        def audit(conn: Connection, entries: list[Entry]) -> None:
+            touched = sorted({s for e in entries for s in e.subjects if s.startswith("P")})
+            self._audit(conn, principal, "write", "allowed", decision.reason, purpose=purpose,
+                        subjects=touched, journal_seq=entries[-1].seq if entries else None,
+                        detail={"operation": operation})
+
+        basis = purpose.legal_basis or purpose.kind
+        return self.registry.transact(principal.id, basis, operation, before_commit=audit,
+                                      **arguments)
+
+    # -- the audit log ------------------------------------------------------------------
+    def audit_search(self, principal: Principal, purpose: Declaration,
+                     **criteria: Any) -> list[AuditRecord]:
+        decision = self._decide(principal, purpose, "audit_read", Resource(ResourceKind.AUDIT))
+        self._require(principal, purpose, decision, "audit_read", [])
+        with self.registry.db.read() as conn:
+            return audit_store.search(conn, **criteria)
+
+    def access_log(self, citizen: Principal) -> list[dict[str, Any]]:
+        """Who read the citizen's record, when, for what, which fields (hidden entries of
+        investigations stay hidden until their date)."""
+        from cutru.journal.audit_record import citizen_can_see
+        from cutru.services.unit import local_date
+
+        purpose = Declaration("own_information")
+        resource = Resource(ResourceKind.AUDIT, citizen.person_key)
+        decision = self._decide(citizen, purpose, "access_log_read", resource)
+        self._require(citizen, purpose, decision, "access_log_read", [])
+        today = local_date(self.clock())
+        assert citizen.person_key is not None
+        with self.registry.db.read() as conn:
+            rows = audit_store.search(conn, subject=citizen.person_key, limit=1000)
+        return [{"ts": r.ts, "principal": r.principal, "agency": r.agency,
+                 "purpose": r.purpose_kind, "legal_basis": r.legal_basis,
+                 "fields": list(r.fields), "action": r.action}
+                for r in rows if citizen_can_see(r, citizen.person_key, today)
+                and r.principal != citizen.id]
+
+    # -- internals ----------------------------------------------------------------------
+    def _decide(self, principal: Principal, purpose: Declaration, action: str,
+                resource: Resource) -> Decision:
+        return decide(principal, AccessRequest(action, purpose), resource, self.policy,
+                      now=self.clock())
+
+    def _require(self, principal: Principal, purpose: Declaration, decision: Decision,
+                 action: str, subjects: list[str]) -> None:
+        if decision.allowed:
+            return
+        hidden = decision.reason == "not_found"  # not even the audit trail names the record
+        with self.registry.db.begin() as conn:
+            self._audit(conn, principal, "deny", "denied", decision.reason, purpose=purpose,
+                        subjects=[] if hidden else subjects, detail={"action": action})
+        if hidden:
+            raise _absent()
+        raise AccessDenied(decision.message, reason=decision.reason)
+
+    def _person_resource(self, person_key: str) -> Resource:
+        with self.registry.db.read() as conn:
+            row = conn.execute(select(persons.c.secret_label).where(persons.c.key == person_key)
+                               ).first()
+            if row is None:
+                return Resource.absent(ResourceKind.PERSON, person_key)
+            communes = {str(r[0]) for r in conn.execute(
+                select(residences.c.commune_code).where(residences.c.person_key == person_key)
+                .where(residences.c.status == "active"))}
+        return Resource(ResourceKind.PERSON, person_key, frozenset(communes), bool(row[0]))
+
+    def _write_resource(self, arguments: dict[str, Any]) -> Resource:
+        """Where a transaction acts: the address it registers at, else the person's
+        communes, else the household's."""
+        communes: set[str] = set()
+        for name in ("commune_code", "old_commune_code", "new_commune_code"):
+            if arguments.get(name):
+                communes.add(str(arguments[name]))
+        key = arguments.get("person_key")
+        if isinstance(key, str):
+            res = self._person_resource(key)
+            if not res.exists:
+                return res
+            communes |= res.commune_codes
+            return Resource(ResourceKind.PERSON, key, frozenset(communes), res.secret_label)
+        hh = arguments.get("household_key")
+        if isinstance(hh, str):
+            with self.registry.db.read() as conn:
+                row = conn.execute(select(households.c.commune_code)
+                                   .where(households.c.key == hh)).first()
+            if row is not None:
+                communes.add(str(row[0]))
+        return Resource(ResourceKind.PERSON, None, frozenset(communes))
+
+    def _audit_read(self, principal: Principal, purpose: Declaration, decision: Decision,
+                    action: str, subjects: list[str], detail: dict[str, str], *,
+                    outcome: str = "allowed", reason: str | None = None,
+                    fields: set[str] | None = None) -> None:
+        with self.registry.db.begin() as conn:
+            self._audit(conn, principal, action, outcome, reason or decision.reason,
+                        purpose=purpose, subjects=subjects,
+                        fields=sorted(fields if fields is not None else decision.fields),
+                        detail={k: str(v) for k, v in detail.items()})
+
+    def _audit(self, conn: Connection, principal: Principal, action: str, outcome: str,
+               reason: str, *, purpose: Declaration | None = None,
+               subjects: list[str] | None = None, fields: list[str] | None = None,
+               journal_seq: int | None = None, detail: dict[str, str] | None = None) -> None:
+        hidden = None
+        if purpose is not None and purpose.kind == "proceedings" and purpose.case_number:
+            hidden = self._hidden_until()
+        record = AuditRecord(
+            seq=0, ts="", principal=principal.id, principal_kind=principal.kind.value,
+            agency=str(principal.unit) if principal.unit else None, action=action,
+            outcome=outcome, reason=reason, purpose_kind=purpose.kind if purpose else None,
+            legal_basis=purpose.legal_basis if purpose else None,
+            case_number=purpose.case_number if purpose else None,
+            subjects=tuple(sorted(set(subjects or []))), fields=tuple(sorted(set(fields or []))),
+            journal_seq=journal_seq, hidden_until=hidden, detail=dict(detail or {}))
+        self._append(conn, record)
+
+    def _append(self, conn: Connection, record: AuditRecord) -> None:
+        stored = audit_store.append(conn, record, now=self.clock())
+        key = self.registry.signing_key
+        if key is not None and stored.seq % self.registry.settings.audit_head_interval == 0:
+            audit_store.sign_current_head(conn, key, now=self.clock())
+
+    def _audit_raw(self, conn: Connection, principal_id: str, kind: str, action: str,
+                   outcome: str, reason: str) -> None:
+        record = AuditRecord(seq=0, ts="", principal=principal_id, principal_kind=kind,
+                             agency=None, action=action, outcome=outcome, reason=reason,
+                             purpose_kind=None, legal_basis=None, case_number=None,
+                             subjects=(), fields=(), journal_seq=None, hidden_until=None,
+                             detail={})
+        self._append(conn, record)
+
+    def _hidden_until(self) -> str:
+        """Investigative lookups stay out of the citizen's access log for a period."""
+        from cutru.services.unit import local_date
+
+        days = self.registry.settings.investigation_hidden_days
+        return (local_date(self.clock()) + timedelta(days=days)).isoformat()
+
+
+def _absent() -> NotFound:
+    """The one answer for a record that is not there or may not be known to exist."""
+    return NotFound("no such person", field="person", rule="exists")
+
+
+def filter_record(record: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
+    """Only the allowed fields of a person's record; sections follow :data:`SECTIONS`."""
+    out: dict[str, Any] = {"person": {k: v for k, v in record["person"].items()
+                                      if k in fields or k == "key"}}
+    for section, needs in SECTIONS.items():
+        if needs in fields and section in record:
+            value = record[section]
+            if section == "household" and value:
+                value = {**value, "members": [
+                    {k: v for k, v in m.items() if k != "id_number" or "id_number" in fields}
+                    for m in value["members"]]}
+            out[section] = value
+    return out
+
