@@ -18,7 +18,7 @@ from cutru.access.decision import AccessRequest, Decision, Declaration, Resource
 from cutru.access.policy import Policy, ResourceKind
 from cutru.access.principals import Principal
 from cutru.errors import AccessDenied, NotAuthenticated, NotFound
-from cutru.journal.audit_record import AuditRecord
+from cutru.journal.audit_record import AuditProblem, AuditRecord, verify_log
 from cutru.journal.entry import Entry
 from cutru.services.registry import Registry
 from cutru.store import audit_store
@@ -111,16 +111,18 @@ class Guard:
             self._require(principal, purpose, probe, "search", [])
         found: list[dict[str, Any]] = []
         fields: set[str] = set()
+        shown = probe  # the decision recorded: the last that let a person through
         for key in keys:
             decision = self._decide(principal, purpose, "search", self._person_resource(key))
             if decision.allowed:
+                shown = decision
                 person = self.registry.person(key)["person"]
                 found.append({k: v for k, v in person.items() if k in decision.fields
                               or k == "key"})
                 fields |= decision.fields
             if len(found) >= limit:
                 break
-        self._audit_read(principal, purpose, probe, "search", [f["key"] for f in found],
+        self._audit_read(principal, purpose, shown, "search", [f["key"] for f in found],
                          {"query": "name_birth_year"}, fields=fields)
         return found
 
@@ -139,19 +141,36 @@ class Guard:
             touched = sorted({s for e in entries for s in e.subjects if s.startswith("P")})
             self._audit(conn, principal, "write", "allowed", decision.reason, purpose=purpose,
                         subjects=touched, journal_seq=entries[-1].seq if entries else None,
-                        detail={"operation": operation})
+                        detail={"operation": operation, "checks": ",".join(decision.checks)})
 
         basis = purpose.legal_basis or purpose.kind
         return self.registry.transact(principal.id, basis, operation, before_commit=audit,
                                       **arguments)
 
     # -- the audit log ------------------------------------------------------------------
-    def audit_search(self, principal: Principal, purpose: Declaration,
+    def audit_search(self, auditor: Principal, purpose: Declaration,
                      **criteria: Any) -> list[AuditRecord]:
-        decision = self._decide(principal, purpose, "audit_read", Resource(ResourceKind.AUDIT))
-        self._require(principal, purpose, decision, "audit_read", [])
+        """Search by ``principal``, ``subject``, ``purpose_kind``, ``since``, ``until``."""
+        decision = self._decide(auditor, purpose, "audit_read", Resource(ResourceKind.AUDIT))
+        self._require(auditor, purpose, decision, "audit_read", [])
         with self.registry.db.read() as conn:
             return audit_store.search(conn, **criteria)
+
+    def audit_verify(self, principal: Principal, purpose: Declaration
+                     ) -> tuple[int, int, list[AuditProblem]]:
+        """Verify the whole audit log against its signed heads (signing the current head
+        first, so the newest records are covered): (records, heads, problems)."""
+        decision = self._decide(principal, purpose, "audit_read", Resource(ResourceKind.AUDIT))
+        self._require(principal, purpose, decision, "audit_read", [])
+        key = self.registry.signing_key
+        if key is not None:
+            with self.registry.db.begin() as conn:
+                audit_store.sign_current_head(conn, key, now=self.clock())
+        with self.registry.db.read() as conn:
+            heads = audit_store.heads(conn)
+            records = list(audit_store.iter_records(conn))
+        return len(records), len(heads), verify_log(records, heads,
+                                                    self.registry.public_keys())
 
     def access_log(self, citizen: Principal) -> list[dict[str, Any]]:
         """Who read the citizen's record, when, for what, which fields (hidden entries of
@@ -186,7 +205,8 @@ class Guard:
         hidden = decision.reason == "not_found"  # not even the audit trail names the record
         with self.registry.db.begin() as conn:
             self._audit(conn, principal, "deny", "denied", decision.reason, purpose=purpose,
-                        subjects=[] if hidden else subjects, detail={"action": action})
+                        subjects=[] if hidden else subjects,
+                        detail={"action": action, "checks": ",".join(decision.checks)})
         if hidden:
             raise _absent()
         raise AccessDenied(decision.message, reason=decision.reason)
@@ -233,7 +253,8 @@ class Guard:
             self._audit(conn, principal, action, outcome, reason or decision.reason,
                         purpose=purpose, subjects=subjects,
                         fields=sorted(fields if fields is not None else decision.fields),
-                        detail={k: str(v) for k, v in detail.items()})
+                        detail={**{k: str(v) for k, v in detail.items()},
+                                "checks": ",".join(decision.checks)})
 
     def _audit(self, conn: Connection, principal: Principal, action: str, outcome: str,
                reason: str, *, purpose: Declaration | None = None,

@@ -1,0 +1,121 @@
+"""The application factory: settings in, a FastAPI app out (no import-time globals)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query
+
+from cutru import __version__
+from cutru.access.policy import Policy, default_policy
+from cutru.api import errors
+from cutru.api.deps import CallerDep, GuardDep, PurposeDep, bearer
+from cutru.api.schemas import (
+    AccessLogPublic,
+    AuditPublic,
+    LoginCreate,
+    LoginPublic,
+    LookupCreate,
+    RecordPublic,
+    SearchCreate,
+    SearchPublic,
+    TransactionCreate,
+    TransactionPublic,
+    VerifyPublic,
+)
+from cutru.config import Settings
+from cutru.journal.audit_record import record_object
+from cutru.services.guard import Guard, Read
+from cutru.services.registry import Registry
+
+
+def create_app(settings: Settings, *, registry: Registry | None = None,
+               policy: Policy | None = None) -> FastAPI:
+    app = FastAPI(title="cutru", version=__version__,
+                  description="Vietnam's residence database: every call declares its purpose, "
+                              "returns only the fields it allows, and is audited.")
+    reg = registry or Registry(settings)
+    app.state.guard = Guard(reg, policy or default_policy())
+    errors.install(app)
+    _routes(app)
+    return app
+
+
+def _record(read: Read) -> RecordPublic:
+    return RecordPublic(record=read.data, fields=sorted(read.decision.fields),
+                        reason=read.decision.reason)
+
+
+def _routes(app: FastAPI) -> None:
+    @app.get("/api/v1/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.post("/api/v1/auth/login", response_model=LoginPublic)
+    def login(body: LoginCreate, g: GuardDep) -> LoginPublic:
+        done = g.login(body.principal_id, body.password)
+        return LoginPublic(token=done.token, expires_at=done.expires_at,
+                           principal_id=done.principal.id, kind=done.principal.kind.value)
+
+    @app.post("/api/v1/auth/logout", status_code=204)
+    def logout(who: CallerDep, g: GuardDep, token: Annotated[str | None, Depends(bearer)]
+               ) -> None:
+        if token:
+            g.logout(who, token)
+
+    @app.post("/api/v1/persons/lookup", response_model=RecordPublic)
+    def lookup(body: LookupCreate, who: CallerDep, why: PurposeDep, g: GuardDep
+               ) -> RecordPublic:
+        return _record(g.lookup(who, why, body.id_number))
+
+    @app.post("/api/v1/persons/search", response_model=SearchPublic)
+    def search(body: SearchCreate, who: CallerDep, why: PurposeDep, g: GuardDep
+               ) -> SearchPublic:
+        return SearchPublic(results=g.search(who, why, full_name=body.full_name,
+                                             birth_year=body.birth_year))
+
+    @app.get("/api/v1/persons/{person_key}", response_model=RecordPublic)
+    def person(person_key: str, who: CallerDep, why: PurposeDep, g: GuardDep,
+               as_of: Annotated[str | None, Query(max_length=32)] = None) -> RecordPublic:
+        return _record(g.read_person(who, why, person_key, as_of=as_of))
+
+    @app.post("/api/v1/transactions/{operation}", response_model=TransactionPublic)
+    def transaction(operation: str, body: TransactionCreate, who: CallerDep, why: PurposeDep,
+                    g: GuardDep) -> TransactionPublic:
+        result = g.transact(who, why, operation, **body.arguments)
+        return TransactionPublic(operation=operation, result=_jsonable(result))
+
+    @app.get("/api/v1/audit", response_model=AuditPublic)
+    def audit(who: CallerDep, why: PurposeDep, g: GuardDep,
+              principal: Annotated[str | None, Query(max_length=64)] = None,
+              subject: Annotated[str | None, Query(max_length=64)] = None,
+              purpose_kind: Annotated[str | None, Query(max_length=48)] = None,
+              since: Annotated[str | None, Query(max_length=32)] = None,
+              until: Annotated[str | None, Query(max_length=32)] = None,
+              limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> AuditPublic:
+        found = g.audit_search(who, why, principal=principal, subject=subject,
+                               purpose_kind=purpose_kind, since=since, until=until,
+                               limit=limit)
+        return AuditPublic(records=[record_object(r) for r in found])
+
+    @app.get("/api/v1/audit/verify", response_model=VerifyPublic)
+    def audit_verify(who: CallerDep, why: PurposeDep, g: GuardDep) -> VerifyPublic:
+        records, heads, problems = g.audit_verify(who, why)
+        return VerifyPublic(ok=not problems, records=records, heads=heads,
+                            problems=[asdict(p) for p in problems])
+
+    @app.get("/api/v1/me/access-log", response_model=AccessLogPublic)
+    def access_log(who: CallerDep, g: GuardDep) -> AccessLogPublic:
+        return AccessLogPublic(entries=g.access_log(who))
+
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return str(value)

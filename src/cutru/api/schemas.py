@@ -1,0 +1,66 @@
+"""Request and response bodies (``XCreate`` / ``XPublic`` naming, as the template does)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginCreate(Strict):
+    principal_id: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class LoginPublic(BaseModel):
+    token: str
+    expires_at: str
+    principal_id: str
+    kind: str
+
+
+class LookupCreate(Strict):
+    id_number: str = Field(min_length=1, max_length=32)
+
+
+class SearchCreate(Strict):
+    full_name: str = Field(min_length=1, max_length=200)
+    birth_year: int | None = Field(None, ge=1800, le=2400)
+
+
+class RecordPublic(BaseModel):
+    record: dict[str, Any]
+    fields: list[str]
+    reason: str
+
+
+class SearchPublic(BaseModel):
+    results: list[dict[str, Any]]
+
+
+class TransactionCreate(Strict):
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class TransactionPublic(BaseModel):
+    operation: str
+    result: Any
+
+
+class AuditPublic(BaseModel):
+    records: list[dict[str, Any]]
+
+
+class VerifyPublic(BaseModel):
+    ok: bool
+    records: int
+    heads: int
+    problems: list[dict[str, Any]]
+
+
+class AccessLogPublic(BaseModel):
+    entries: list[dict[str, Any]]

@@ -1,0 +1,176 @@
+"""The HTTP API over real HTTP (uvicorn on a loopback port): authentication, purposes,
+field filtering, state secrets indistinguishable from absence, one error shape, every call
+audited with the checks it ran."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from cutru.access import identities
+from cutru.access.principals import Principal, PrincipalKind, Unit
+from cutru.api.app import create_app
+from cutru.services import importer
+from cutru.services.registry import Registry
+from cutru.store import audit_store
+from tests.helpers import HOAN_KIEM, SAI_GON, household_line, person
+from tests.test_transactions import seed_family
+
+PASSWORD = "mật-khẩu-thử-nghiệm"
+DUTY = {"X-Cutru-Purpose": "registration", "X-Cutru-Legal-Basis": "Law 68/2020 Art. 20"}
+ACCOUNTS = {
+    "can-bo-hk": Principal("can-bo-hk", PrincipalKind.OFFICER, Unit.commune(HOAN_KIEM)),
+    "can-bo-sg": Principal("can-bo-sg", PrincipalKind.OFFICER, Unit.commune(SAI_GON)),
+    "van-hanh": Principal("van-hanh", PrincipalKind.OPERATOR, Unit.national()),
+    "kiem-toan": Principal("kiem-toan", PrincipalKind.AUDITOR, Unit.national()),
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def api(registry: Registry, clock: Any) -> Iterator[httpx.Client]:
+    with registry.db.begin() as conn:
+        for p in ACCOUNTS.values():
+            identities.create_principal(conn, p, password=PASSWORD, now=clock())
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(registry.settings, registry=registry),
+                                           host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "API server did not start"
+        time.sleep(0.02)
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        yield client
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def auth(api: httpx.Client, who: str) -> dict[str, str]:
+    r = api.post("/api/v1/auth/login", json={"principal_id": who, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+def keys_of(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in keys_of(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in keys_of(v)}
+    return set()
+
+
+def test_lookup_returns_only_allowed_fields(registry: Registry, api: httpx.Client) -> None:
+    k = seed_family(registry)
+    idn = registry.person(k["child"])["person"]["id_number"]
+    r = api.post("/api/v1/persons/lookup", json={"id_number": idn},
+                 headers={**auth(api, "can-bo-hk"), **DUTY})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert set(body["record"]["person"]) <= set(body["fields"]) | {"key"}
+    assert not {"criminal_record", "violation_record", "preventive_measures"} & \
+        keys_of(body["record"])
+    assert idn not in r.request.url.path  # no personal data in URLs
+
+
+def test_errors_share_one_shape(registry: Registry, api: httpx.Client) -> None:
+    k = seed_family(registry)
+    hk = auth(api, "can-bo-hk")
+    cases = [
+        (api.get(f"/api/v1/persons/{k['child']}"), 401, "not_authenticated"),
+        (api.get(f"/api/v1/persons/{k['child']}", headers=hk), 422, "invalid_input"),
+        (api.get(f"/api/v1/persons/{k['child']}", headers={**auth(api, "can-bo-sg"), **DUTY}),
+         403, "access_denied"),
+        (api.post("/api/v1/persons/lookup", json={"nope": 1}, headers={**hk, **DUTY}), 422,
+         "invalid_input"),
+        (api.post("/api/v1/transactions/temporary.register", headers={**hk, **DUTY},
+                  json={"arguments": {"person_key": k["child"], "commune_code": HOAN_KIEM,
+                                      "street": "1", "start": "2026-01-01",
+                                      "term_end": "2027-01-01"}}), 409, "rule_violation"),
+    ]
+    for response, status, code in cases:
+        assert response.status_code == status, response.text
+        body = response.json()
+        assert body["error"] == code and body["message"]
+    assert cases[1][0].json()["field"] == "X-Cutru-Purpose"
+    assert cases[4][0].json()["rule"] == "temporary.outside_permanent_commune"
+    assert "Art. 27(1)" in cases[4][0].json()["article"]
+
+
+def test_state_secret_and_absent_answer_alike(registry: Registry, api: httpx.Client) -> None:
+    secret = person("Bí Mật", "1970-01-01", secret_label=True)
+    importer.import_records(registry.runner, [(1, household_line(members=[("head", secret)]))],
+                            actor="x")
+    hk = {**auth(api, "can-bo-hk"), **DUTY}
+    hidden = api.post("/api/v1/persons/lookup", json={"id_number": secret["id_number"]},
+                      headers=hk)
+    absent = api.post("/api/v1/persons/lookup", json={"id_number": person()["id_number"]},
+                      headers=hk)
+    assert (hidden.status_code, hidden.json()) == (absent.status_code, absent.json())
+    found = api.post("/api/v1/persons/search", json={"full_name": "Bí Mật"}, headers=hk)
+    assert found.json() == {"results": []}
+
+
+def test_operator_gets_no_personal_data(registry: Registry, api: httpx.Client) -> None:
+    k = seed_family(registry)
+    r = api.get(f"/api/v1/persons/{k['child']}",
+                headers={**auth(api, "van-hanh"), "X-Cutru-Purpose": "backup_operations",
+                         "X-Cutru-Legal-Basis": "Decree 62 Art. 14"})
+    assert r.status_code == 403
+    assert "Trần" not in r.text
+
+
+ROUTE_CHECKS = {
+    "read": ("purpose", "declaration", "action", "secret_label", "jurisdiction", "fields"),
+    "search": ("purpose", "declaration", "action", "secret_label", "jurisdiction", "fields"),
+    "write": ("purpose", "declaration", "action", "secret_label", "jurisdiction", "fields"),
+}
+
+
+def test_every_route_runs_the_expected_checks_and_is_audited(registry: Registry,
+                                                             api: httpx.Client) -> None:
+    k = seed_family(registry)
+    hk = {**auth(api, "can-bo-hk"), **DUTY}
+    idn = registry.person(k["child"])["person"]["id_number"]
+    with registry.db.read() as conn:
+        before = len(list(audit_store.iter_records(conn)))
+    calls = [
+        ("read", api.post("/api/v1/persons/lookup", json={"id_number": idn}, headers=hk)),
+        ("read", api.get(f"/api/v1/persons/{k['child']}", headers=hk)),
+        ("search", api.post("/api/v1/persons/search", json={"full_name": "Trần Minh Khoa"},
+                            headers=hk)),
+        ("write", api.post("/api/v1/transactions/person.adjust", headers=hk,
+                           json={"arguments": {"person_key": k["child"],
+                                               "changes": {"occupation": "thợ điện"}}})),
+    ]
+    for _, response in calls:
+        assert response.status_code == 200, response.text
+    with registry.db.read() as conn:
+        records = list(audit_store.iter_records(conn))[before:]
+    assert [r.action for r in records] == [c[0] for c in calls]
+    for (action, _), record in zip(calls, records, strict=True):
+        checks = tuple(record.detail["checks"].split(","))
+        assert checks[:3] == ("purpose", "declaration", "action"), checks
+        assert "jurisdiction" in checks and checks[-1] == "fields", (action, checks)
+    audited = api.get("/api/v1/audit", params={"subject": k["child"]},
+                      headers={**auth(api, "kiem-toan"), "X-Cutru-Purpose": "audit_review",
+                               "X-Cutru-Legal-Basis": "Decree 356/2025 Art. 4"})
+    assert audited.status_code == 200
+    assert len(audited.json()["records"]) >= 4
+    verified = api.get("/api/v1/audit/verify",
+                       headers={**auth(api, "kiem-toan"), "X-Cutru-Purpose": "audit_review",
+                                "X-Cutru-Legal-Basis": "Decree 356/2025 Art. 4"})
+    assert verified.json()["ok"] is True
