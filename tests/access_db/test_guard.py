@@ -13,7 +13,7 @@ from cutru.access import identities
 from cutru.access.decision import Declaration
 from cutru.access.policy import default_policy
 from cutru.access.principals import Principal, PrincipalKind, Unit
-from cutru.errors import AccessDenied, NotFound
+from cutru.errors import AccessDenied, NotFound, RuleViolation
 from cutru.journal.audit_record import verify_log
 from cutru.services.guard import Guard
 from cutru.services.registry import Registry
@@ -93,7 +93,7 @@ def test_write_is_audited_in_its_transaction(registry: Registry, guard: Guard) -
         guard.transact(OFFICER_SG, DUTY, "person.adjust", person_key=k["child"],
                        changes={"occupation": "x"})
     before = registry.journal_length()
-    with pytest.raises(Exception):  # a refused rule writes neither journal nor audit record
+    with pytest.raises(RuleViolation):  # a refused rule writes neither journal nor audit
         guard.transact(OFFICER_HK, DUTY, "temporary.register", person_key=k["child"],
                        commune_code=HOAN_KIEM, street="1", start="2026-01-01",
                        term_end="2027-01-01")
