@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cutru.cli import transactions
+from cutru.cli import admin, transactions
 from cutru.cli.common import console, emit, progress_bar, registry
 from cutru.cli.errors import handled
 from cutru.config import load_settings
@@ -26,6 +26,10 @@ app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=F
 demo_app = typer.Typer(help="Synthetic demo registry.", no_args_is_help=True)
 app.add_typer(demo_app, name="demo")
 app.add_typer(transactions.app, name="tx")
+app.add_typer(admin.users, name="users")
+app.add_typer(admin.apikeys, name="apikeys")
+app.add_typer(admin.datakeys, name="datakeys")
+app.command()(admin.serve)
 
 
 @app.callback()
@@ -148,6 +152,62 @@ def demo_seed(
         reg.checkpoint()
         console.print(f"seeded {result.persons} persons in {result.households} households "
                       f"({result.lines} records, {result.entries} journal entries)")
+
+
+@demo_app.command("accounts")
+def demo_accounts(ctx: typer.Context) -> None:
+    """Create one demo account per role (idempotent) and print how to sign in."""
+    from sqlalchemy import func, select
+
+    from cutru.access import identities
+    from cutru.access.principals import Principal, PrincipalKind, Unit
+    from cutru.store.schema import residences
+
+    with handled(), registry(ctx) as reg:
+        with reg.db.read() as conn:
+            busiest = conn.execute(
+                select(residences.c.commune_code).where(residences.c.status == "active")
+                .group_by(residences.c.commune_code)
+                .order_by(func.count().desc(), residences.c.commune_code).limit(1)).scalar()
+            citizen = conn.execute(select(residences.c.person_key)
+                                   .where(residences.c.commune_code == busiest)
+                                   .order_by(residences.c.person_key).limit(1)).scalar()
+            known = {str(r["id"]) for r in identities.list_principals(conn)}
+        if busiest is None or citizen is None:
+            from cutru.errors import NotFound
+            raise NotFound("seed the registry first: cutru demo seed", field="registry",
+                           rule="seeded")
+        commune = Unit.commune(str(busiest))
+        province = Unit.province(str(commune.province_code))
+        accounts = [
+            Principal("demo-officer", PrincipalKind.OFFICER, commune, "cán bộ đăng ký"),
+            Principal("demo-head", PrincipalKind.COMMUNE_POLICE_HEAD, commune, "trưởng CA xã"),
+            Principal("demo-investigator", PrincipalKind.AGENCY_PROCEDURAL, Unit.national(),
+                      "điều tra viên", frozenset({"investigation"})),
+            Principal("demo-tax", PrincipalKind.AGENCY_STATE, province, "cán bộ thuế",
+                      frozenset({"tax"})),
+            Principal("demo-citizen", PrincipalKind.CITIZEN, None, "công dân",
+                      person_key=str(citizen)),
+            Principal("demo-operator", PrincipalKind.OPERATOR, Unit.national(), "vận hành"),
+            Principal("demo-auditor", PrincipalKind.AUDITOR, Unit.national(), "kiểm toán"),
+            Principal("demo-admin", PrincipalKind.ADMINISTRATOR, Unit.national(), "quản trị"),
+        ]
+        with reg.db.begin() as conn:
+            for p in accounts:
+                if p.id not in known:
+                    identities.create_principal(conn, p, password=DEMO_PASSWORD,
+                                                now=reg.clock())
+        from rich.table import Table
+
+        table = Table("account", "kind", "unit", title=f"demo accounts (password: "
+                      f"{DEMO_PASSWORD})")
+        for p in accounts:
+            table.add_row(p.id, p.kind.value, str(p.unit or f"own record {p.person_key}"))
+        console.print(table)
+
+
+#: The one password of the demo accounts (a demo registry holds synthetic people only).
+DEMO_PASSWORD = "cutru-demo-2026"
 
 
 @app.command()

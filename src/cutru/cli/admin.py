@@ -1,0 +1,116 @@
+"""``cutru users …``, ``cutru apikeys …``, ``cutru datakeys …`` and ``cutru serve``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cutru.access import fieldcrypto, identities
+from cutru.access.principals import Principal, PrincipalKind, Unit
+from cutru.cli.common import console, registry, settings
+from cutru.cli.errors import handled
+
+users = typer.Typer(help="Accounts: officers, heads, agencies, citizens, operators, auditors.",
+                    no_args_is_help=True)
+apikeys = typer.Typer(help="API keys for agency systems (stored hashed, scoped, revocable).",
+                      no_args_is_help=True)
+datakeys = typer.Typer(help="Keys that encrypt sensitive fields at rest.", no_args_is_help=True)
+
+
+@users.command("add")
+def users_add(
+    ctx: typer.Context, principal_id: Annotated[str, typer.Argument(help="Account id.")],
+    kind: Annotated[PrincipalKind, typer.Option(help="Kind of principal.")],
+    unit: Annotated[str | None, typer.Option(help="commune:CODE, province:CODE or national.")]
+    = None,
+    role: str = "", function: Annotated[list[str] | None, typer.Option(
+        "--function", help="An agency's function (repeat).")] = None,
+    person: Annotated[str | None, typer.Option(help="A citizen's own person key.")] = None,
+    clearance: Annotated[bool, typer.Option(help="State-secret clearance.")] = False,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
+                                          confirmation_prompt=True)] = "",
+) -> None:
+    """Add an account (the password is asked for, never echoed)."""
+    with handled(), registry(ctx) as reg, reg.db.begin() as conn:
+        p = Principal(principal_id, kind, Unit.parse(unit) if unit else None, role,
+                      frozenset(function or []), person, clearance)
+        identities.create_principal(conn, p, password=password, now=reg.clock())
+        console.print(f"account {principal_id} ({kind.value}) created")
+
+
+@users.command("list")
+def users_list(ctx: typer.Context) -> None:
+    """List accounts (no secrets)."""
+    with handled(), registry(ctx) as reg, reg.db.read() as conn:
+        table = Table("id", "kind", "unit", "role", "clearance", "disabled")
+        for r in identities.list_principals(conn):
+            table.add_row(str(r["id"]), str(r["kind"]), str(r["unit"] or ""), str(r["role"]),
+                          "yes" if r["clearance"] else "", "yes" if r["disabled"] else "")
+        console.print(table)
+
+
+@users.command("disable")
+def users_disable(ctx: typer.Context, principal_id: str) -> None:
+    """Disable an account and end its sessions."""
+    with handled(), registry(ctx) as reg, reg.db.begin() as conn:
+        identities.disable(conn, principal_id)
+        console.print(f"account {principal_id} disabled")
+
+
+@users.command("passwd")
+def users_passwd(ctx: typer.Context, principal_id: str,
+                 password: Annotated[str, typer.Option(prompt=True, hide_input=True,
+                                                       confirmation_prompt=True)] = "") -> None:
+    """Set a new password (clears a lockout)."""
+    with handled(), registry(ctx) as reg, reg.db.begin() as conn:
+        identities.get_principal(conn, principal_id)
+        identities.set_password(conn, principal_id, password, now=reg.clock())
+        console.print("password changed")
+
+
+@apikeys.command("create")
+def apikeys_create(ctx: typer.Context, principal_id: str,
+                   scope: Annotated[list[str], typer.Option("--scope")]) -> None:
+    """Create an API key for an agency account; it is shown once."""
+    with handled(), registry(ctx) as reg, reg.db.begin() as conn:
+        raw = identities.create_api_key(conn, principal_id, scope, now=reg.clock())
+        console.print(raw, markup=False)
+
+
+@apikeys.command("revoke")
+def apikeys_revoke(ctx: typer.Context, key_id: str) -> None:
+    """Revoke an API key by its id (the part after ``ck_``)."""
+    with handled(), registry(ctx) as reg, reg.db.begin() as conn:
+        identities.revoke_api_key(conn, key_id, now=reg.clock())
+        console.print(f"API key {key_id} revoked")
+
+
+@datakeys.command("rotate")
+def datakeys_rotate(ctx: typer.Context) -> None:
+    """Start a new data-key version for new writes (old values stay readable)."""
+    with handled():
+        console.print(f"data key version {fieldcrypto.rotate_data_key(settings(ctx).key_dir)}")
+
+
+@datakeys.command("rewrap")
+def datakeys_rewrap(ctx: typer.Context) -> None:
+    """Replace the master key and re-wrap every data key (no data is rewritten)."""
+    with handled():
+        fieldcrypto.rewrap(settings(ctx).key_dir)
+        console.print("master key replaced; data keys re-wrapped")
+
+
+def serve(ctx: typer.Context,
+          host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="Port.")] = 8000) -> None:
+    """Run the HTTP API (OpenAPI at /docs)."""
+    import uvicorn
+
+    from cutru.api.app import create_app
+
+    with handled():
+        app = create_app(settings(ctx))
+        console.print(f"cutru API on http://{host}:{port} (OpenAPI at /docs)")
+        uvicorn.run(app, host=host, port=port, log_level="warning")
