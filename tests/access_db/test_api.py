@@ -174,3 +174,46 @@ def test_every_route_runs_the_expected_checks_and_is_audited(registry: Registry,
                        headers={**auth(api, "kiem-toan"), "X-Cutru-Purpose": "audit_review",
                                 "X-Cutru-Legal-Basis": "Decree 356/2025 Art. 4"})
     assert verified.json()["ok"] is True
+
+
+def test_third_party_request_consent_decision_and_limited_use(registry: Registry,
+                                                              api: httpx.Client,
+                                                              clock: Any) -> None:
+    k = seed_family(registry)
+    with registry.db.begin() as conn:
+        identities.create_principal(conn, Principal("ngan-hang", PrincipalKind.THIRD_PARTY),
+                                    password=PASSWORD, now=clock())
+        identities.create_principal(conn, Principal("truong-ca-hk",
+                                                    PrincipalKind.COMMUNE_POLICE_HEAD,
+                                                    Unit.commune(HOAN_KIEM)),
+                                    password=PASSWORD, now=clock())
+    idn = registry.person(k["child"])["person"]["id_number"]
+    bank = auth(api, "ngan-hang")
+    asked = {"id_number": idn, "purpose": "thẩm định hồ sơ vay", "fields": ["full_name",
+             "residence_file_no"], "consent_by": "Trần Minh Khoa",
+             "consent_document": "GĐY-2026-001"}
+    sensitive = api.post("/api/v1/grants", headers=bank,
+                         json={**asked, "fields": ["full_name", "religion"]})
+    assert sensitive.status_code == 409 and sensitive.json()["rule"] == "grant.no_sensitive"
+    made = api.post("/api/v1/grants", headers=bank, json=asked)
+    assert made.status_code == 201, made.text
+    grant = made.json()["grant"]
+    assert grant["status"] == "pending" and grant["deadline"] == "2026-12-01"  # Fri + 2 w.d.
+    use = {**bank, "X-Cutru-Purpose": "third_party_consent", "X-Cutru-Grant": grant["key"]}
+    early = api.get(f"/api/v1/persons/{k['child']}", headers=use)
+    assert early.status_code == 403
+    review = {**auth(api, "truong-ca-hk"), "X-Cutru-Purpose": "third_party_review",
+              "X-Cutru-Legal-Basis": "Decree 62/2021 Art. 13(4)"}
+    queue = api.get("/api/v1/grants/pending", headers=review).json()["pending"]
+    assert [q["key"] for q in queue] == [grant["key"]] and queue[0]["overdue"] is False
+    refused = api.post(f"/api/v1/grants/{grant['key']}/decision", headers=review,
+                       json={"approve": False})
+    assert refused.json()["rule"] == "grant.refusal_reason"
+    ok = api.post(f"/api/v1/grants/{grant['key']}/decision", headers=review,
+                  json={"approve": True, "days": 10})
+    assert ok.status_code == 200 and ok.json()["grant"]["status"] == "approved"
+    seen = api.get(f"/api/v1/persons/{k['child']}", headers=use)
+    assert seen.status_code == 200, seen.text
+    assert set(seen.json()["record"]["person"]) == {"key", "full_name", "residence_file_no"}
+    other = api.get(f"/api/v1/persons/{k['mother']}", headers=use)
+    assert other.status_code == 403 and other.json()["reason"] == "denied.grant_other_person"

@@ -14,6 +14,10 @@ from cutru.api.deps import CallerDep, GuardDep, PurposeDep, bearer
 from cutru.api.schemas import (
     AccessLogPublic,
     AuditPublic,
+    GrantCreate,
+    GrantDecisionCreate,
+    GrantPublic,
+    GrantQueuePublic,
     LoginCreate,
     LoginPublic,
     LookupCreate,
@@ -85,6 +89,20 @@ def _routes(app: FastAPI) -> None:
                     g: GuardDep) -> TransactionPublic:
         result = g.transact(who, why, operation, **body.arguments)
         return TransactionPublic(operation=operation, result=_jsonable(result))
+
+    @app.post("/api/v1/grants", response_model=GrantPublic, status_code=201)
+    def grant_request(body: GrantCreate, who: CallerDep, g: GuardDep) -> GrantPublic:
+        return GrantPublic(grant=g.request_grant(who, **body.model_dump()))
+
+    @app.get("/api/v1/grants/pending", response_model=GrantQueuePublic)
+    def grant_queue(who: CallerDep, why: PurposeDep, g: GuardDep) -> GrantQueuePublic:
+        return GrantQueuePublic(pending=g.grant_queue(who, why))
+
+    @app.post("/api/v1/grants/{key}/decision", response_model=GrantPublic)
+    def grant_decide(key: str, body: GrantDecisionCreate, who: CallerDep, why: PurposeDep,
+                     g: GuardDep) -> GrantPublic:
+        return GrantPublic(grant=g.decide_grant(who, why, key, approve=body.approve,
+                                                days=body.days, reason=body.reason))
 
     @app.get("/api/v1/audit", response_model=AuditPublic)
     def audit(who: CallerDep, why: PurposeDep, g: GuardDep,

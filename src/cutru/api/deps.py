@@ -33,16 +33,19 @@ def caller(g: Annotated[Guard, Depends(guard)],
     return g.caller(token=token, api_key=x_api_key)
 
 
-def purpose(x_cutru_purpose: Annotated[str | None, Header()] = None,
+def purpose(g: Annotated[Guard, Depends(guard)],
+            x_cutru_purpose: Annotated[str | None, Header()] = None,
             x_cutru_legal_basis: Annotated[str | None, Header()] = None,
-            x_cutru_case_number: Annotated[str | None, Header()] = None) -> Declaration:
+            x_cutru_case_number: Annotated[str | None, Header()] = None,
+            x_cutru_grant: Annotated[str | None, Header()] = None) -> Declaration:
     """Every request that touches personal data declares its purpose in headers (never in
-    the URL): ``X-Cutru-Purpose``, ``X-Cutru-Legal-Basis``, ``X-Cutru-Case-Number``."""
+    the URL): ``X-Cutru-Purpose``, ``X-Cutru-Legal-Basis``, ``X-Cutru-Case-Number``, and a
+    third party's ``X-Cutru-Grant``."""
     if not x_cutru_purpose:
         raise InputError("declare a purpose in the X-Cutru-Purpose header",
                          field="X-Cutru-Purpose", rule="purpose.required")
-    return Declaration(x_cutru_purpose, legal_basis=x_cutru_legal_basis,
-                       case_number=x_cutru_case_number)
+    return g.declare(x_cutru_purpose, legal_basis=x_cutru_legal_basis,
+                     case_number=x_cutru_case_number, grant_key=x_cutru_grant)
 
 
 GuardDep = Annotated[Guard, Depends(guard)]

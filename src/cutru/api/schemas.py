@@ -64,3 +64,26 @@ class VerifyPublic(BaseModel):
 
 class AccessLogPublic(BaseModel):
     entries: list[dict[str, Any]]
+
+
+class GrantCreate(Strict):
+    id_number: str = Field(min_length=1, max_length=32)
+    purpose: str = Field(min_length=1, max_length=500)
+    fields: list[str] = Field(min_length=1, max_length=40)
+    consent_by: str = Field(min_length=1, max_length=200)
+    consent_relation: str = Field("self", max_length=24)
+    consent_document: str = Field(min_length=1, max_length=200)
+
+
+class GrantDecisionCreate(Strict):
+    approve: bool
+    days: int = Field(30, ge=1, le=90)
+    reason: str | None = Field(None, max_length=1000)
+
+
+class GrantPublic(BaseModel):
+    grant: dict[str, Any]
+
+
+class GrantQueuePublic(BaseModel):
+    pending: list[dict[str, Any]]

@@ -7,16 +7,17 @@ The API and the web interface call only this module.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection, select
 
-from cutru.access import identities
+from cutru.access import grants, identities
 from cutru.access.decision import AccessRequest, Decision, Declaration, Resource, decide
 from cutru.access.policy import Policy, ResourceKind
-from cutru.access.principals import Principal
+from cutru.access.principals import Principal, PrincipalKind
 from cutru.errors import AccessDenied, NotAuthenticated, NotFound
 from cutru.journal.audit_record import AuditProblem, AuditRecord, verify_log
 from cutru.journal.entry import Entry
@@ -146,6 +147,70 @@ class Guard:
         basis = purpose.legal_basis or purpose.kind
         return self.registry.transact(principal.id, basis, operation, before_commit=audit,
                                       **arguments)
+
+    # -- third-party requests (Art. 13(4)) ----------------------------------------------
+    def declare(self, kind: str, *, legal_basis: str | None = None,
+                case_number: str | None = None, grant_key: str | None = None) -> Declaration:
+        """A purpose declaration; a third party names its grant by key."""
+        grant = None
+        if grant_key:
+            with self.registry.db.read() as conn:
+                grant = grants.as_grant(grants.get(conn, grant_key))
+        return Declaration(kind, legal_basis=legal_basis, case_number=case_number, grant=grant)
+
+    def request_grant(self, requester: Principal, *, id_number: str, purpose: str,
+                      fields: list[str], consent_by: str, consent_relation: str,
+                      consent_document: str) -> dict[str, Any]:
+        """A third party asks for a citizen's information, with the recorded consent."""
+        if requester.kind is not PrincipalKind.THIRD_PARTY:
+            raise AccessDenied("requests under Art. 13(4) are made by third parties",
+                               reason="denied.not_third_party")
+        key = self.registry.find(id_number)
+        with self.registry.db.read() as conn:
+            person = conn.execute(select(persons.c.key, persons.c.birth_date,
+                                         persons.c.death_date, persons.c.missing_date)
+                                  .where(persons.c.key == key)).mappings().one()
+        from cutru.services.unit import local_date
+
+        with self.registry.db.begin() as conn:
+            gkey = grants.request(conn, requester=requester.id, person=dict(person),
+                                  purpose=purpose, fields=fields, consent_by=consent_by,
+                                  consent_relation=consent_relation,
+                                  consent_document=consent_document, now=self.clock(),
+                                  today=local_date(self.clock()))
+            self._audit(conn, requester, "grant.request", "allowed", "allowed.request",
+                        subjects=[key], detail={"grant": gkey})
+            return _public_grant(grants.get(conn, gkey))
+
+    def grant_queue(self, head: Principal, purpose: Declaration) -> list[dict[str, Any]]:
+        """Pending requests the head may decide, oldest first, with their deadlines."""
+        from cutru.services.unit import local_date
+
+        with self.registry.db.read() as conn:
+            pending = grants.queue(conn)
+        today = local_date(self.clock()).isoformat()
+        out = []
+        for row in pending:
+            decision = self._decide(head, purpose, "decide_third_party",
+                                    self._person_resource(row["person_key"]))
+            if decision.allowed:
+                out.append({**_public_grant(row), "overdue": row["deadline"] < today})
+        return out
+
+    def decide_grant(self, head: Principal, purpose: Declaration, key: str, *, approve: bool,
+                     days: int = 30, reason: str | None = None) -> dict[str, Any]:
+        with self.registry.db.read() as conn:
+            row = grants.get(conn, key)
+        decision = self._decide(head, purpose, "decide_third_party",
+                                self._person_resource(row["person_key"]))
+        self._require(head, purpose, decision, "decide_third_party", [row["person_key"]])
+        with self.registry.db.begin() as conn:
+            done = grants.decide(conn, key, head=head.id, approve=approve, now=self.clock(),
+                                 days=days, reason=reason)
+            self._audit(conn, head, "grant.decide", "allowed", decision.reason,
+                        purpose=purpose, subjects=[row["person_key"]],
+                        detail={"grant": key, "status": done["status"]})
+        return _public_grant(done)
 
     # -- the audit log ------------------------------------------------------------------
     def audit_search(self, auditor: Principal, purpose: Declaration,
@@ -294,6 +359,11 @@ class Guard:
 
         days = self.registry.settings.investigation_hidden_days
         return (local_date(self.clock()) + timedelta(days=days)).isoformat()
+
+
+def _public_grant(row: dict[str, Any]) -> dict[str, Any]:
+    """A request as its parties see it (the consent document reference included)."""
+    return {k: (json.loads(v) if k == "fields" else v) for k, v in row.items()}
 
 
 def _absent() -> NotFound:

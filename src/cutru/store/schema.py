@@ -273,6 +273,40 @@ api_keys = Table(
     Column("revoked_at", String(27), nullable=True),
 )
 
+# -- third-party requests (Decree 62/2021 Art. 13(4)): consent, the head's decision, the grant
+grants = Table(
+    "grants",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("requester", String(64), nullable=False, index=True),
+    Column("person_key", String(64), nullable=False, index=True),
+    Column("purpose", Text, nullable=False),
+    Column("fields", Text, nullable=False),
+    Column("consent_by", Text, nullable=False),
+    Column("consent_relation", String(24), nullable=False),
+    Column("consent_document", Text, nullable=False),
+    Column("submitted_at", String(27), nullable=False),
+    Column("deadline", String(10), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("decided_by", String(64), nullable=True),
+    Column("decided_at", String(27), nullable=True),
+    Column("refusal_reason", Text, nullable=True),
+    Column("valid_from", String(27), nullable=True),
+    Column("valid_until", String(27), nullable=True),
+)
+
+# -- abuse detection: alerts raised when a principal reads far more persons than its role does
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", String(27), nullable=False, index=True),
+    Column("principal", String(64), nullable=False, index=True),
+    Column("rule", String(48), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("throttled_until", String(27), nullable=True),
+)
+
 # -- the audit log (docs/audit.md): records of every read, denial, write, login and policy
 # change, leaves of a Merkle tree whose signed heads make it tamper-evident.
 audit_log = Table(
