@@ -21,7 +21,8 @@ process exit (``cutru.cli.errors``) and one to an HTTP response (the API's error
     ├── NotFound                    exit 5   HTTP 404
     │   └── ObjectNotFound                              no backup object of that name
     ├── AccessDenied                exit 8   HTTP 403   the access policy refuses (reason code)
-    │   └── NotAuthenticated                 HTTP 401   no valid password, session or API key
+    │   ├── NotAuthenticated                 HTTP 401   no valid password, session or API key
+    │   └── Throttled                        HTTP 429   an abuse rule throttles the principal
     ├── ConcurrencyConflict         exit 7   HTTP 409   the record changed under the caller
     │   ├── ObjectExists                                backup name taken (write-once)
     │   └── RepositoryLocked                            a backup lock conflicts
@@ -160,6 +161,13 @@ class NotAuthenticated(AccessDenied):
 
     http_status = 401
     code = "not_authenticated"
+
+
+class Throttled(AccessDenied):
+    """The principal crossed an abuse rule (rate or breadth of reading) and is throttled."""
+
+    http_status = 429
+    code = "throttled"
 
 
 class ConcurrencyConflict(CutruError):

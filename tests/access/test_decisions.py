@@ -287,6 +287,19 @@ def test_every_reason_is_reached_by_the_table_or_a_pinned_row() -> None:
 # -- using a decision ---------------------------------------------------------------------
 
 
+def test_refusals_that_hold_for_every_record() -> None:
+    def refusal(who: Principal, action: str, declared: Declaration, res: Resource) -> bool:
+        return decide(who, AccessRequest(action, declared), res, POLICY,
+                      now=NOW).refused_for_every_record
+
+    assert refusal(officer, "read", Declaration("registration"), person())
+    assert refusal(officer, "read", duty("proceedings"), person())
+    assert refusal(officer, "approve_correction", duty(), person())
+    assert not refusal(officer, "read", duty(), person(ME, SAI_GON))
+    assert not refusal(officer, "read", duty(), person(secret=True))
+    assert not refusal(officer, "read", duty(), person())
+
+
 def test_require_gives_fields_or_raises_the_callers_own_not_found() -> None:
     allowed = decide(officer, AccessRequest("read", duty()), person(), POLICY, now=NOW)
     assert allowed.require(NotFound("person P-INSIDE not found")) == REGISTRATION

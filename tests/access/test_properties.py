@@ -67,16 +67,41 @@ resources = st.builds(
     secret_label=st.booleans(), exists=st.booleans())
 
 
+Situation = tuple[Principal, AccessRequest, Resource, Policy, datetime]
+
+
 @st.composite
-def situations(draw: st.DrawFn) -> tuple[Principal, AccessRequest, Resource, Policy, datetime]:
+def situations(draw: st.DrawFn) -> Situation:
+    """Half of them anything at all; half a principal doing what its purpose is for."""
     policy = draw(policies)
-    declared = Declaration(
-        draw(st.sampled_from([*policy.purposes, "", "unknown"])),
-        draw(st.sampled_from([None, "", "Law 68/2020/QH14"])),
-        draw(st.sampled_from([None, "C-1"])), draw(st.none() | grants))
-    action = draw(st.sampled_from([*sorted(ACTIONS), "bogus"]))
-    return draw(principals), AccessRequest(action, declared), draw(resources), policy, draw(
-        moments)
+    name = draw(st.sampled_from([*policy.purposes, "", "unknown"]))
+    purpose = policy.purposes.get(name)
+    if purpose is None or draw(st.booleans()):
+        declared = Declaration(
+            name, draw(st.sampled_from([None, "", "Law 68/2020/QH14"])),
+            draw(st.sampled_from([None, "C-1"])), draw(st.none() | grants))
+        action = draw(st.sampled_from([*sorted(ACTIONS), "bogus"]))
+        return draw(principals), AccessRequest(action, declared), draw(resources), policy, draw(
+            moments)
+    return draw(cooperative(policy, purpose))
+
+
+@st.composite
+def cooperative(draw: st.DrawFn, policy: Policy, purpose: Purpose) -> Situation:
+    who = Principal(draw(st.sampled_from(IDS)), draw(st.sampled_from(sorted(purpose.principals))),
+                    draw(units), functions=purpose.functions,
+                    person_key=draw(st.sampled_from(PEOPLE)), clearance=draw(st.booleans()))
+    action = draw(st.sampled_from(sorted(purpose.actions)))
+    key = draw(st.sampled_from([who.person_key, *PEOPLE]))
+    resource = Resource(draw(st.sampled_from(sorted(ACTIONS[action]))), key,
+                        draw(st.frozensets(st.sampled_from([HOAN_KIEM, BA_DINH, SAI_GON]),
+                                           min_size=1)), draw(st.booleans()))
+    now = draw(moments)
+    grant = Grant("G", draw(st.sampled_from([key or "P1", "P2"])), draw(field_sets),
+                  now - timedelta(days=1), now + timedelta(days=draw(st.integers(1, 9))),
+                  True, who.id)
+    declared = Declaration(purpose.name, "Law 68/2020/QH14", "C-1", grant)
+    return who, AccessRequest(action, declared), resource, policy, now
 
 
 def _purpose(policy: Policy, request: AccessRequest) -> Purpose | None:
@@ -86,7 +111,7 @@ def _purpose(policy: Policy, request: AccessRequest) -> Purpose | None:
 @settings(max_examples=600, deadline=None)
 @given(situations())
 def test_every_decision_keeps_its_promises(
-        s: tuple[Principal, AccessRequest, Resource, Policy, datetime]) -> None:
+        s: Situation) -> None:
     who, request, resource, policy, now = s
     d = decide(who, request, resource, policy, now=now)
     purpose = _purpose(policy, request)
@@ -117,7 +142,7 @@ def test_every_decision_keeps_its_promises(
 @settings(max_examples=300, deadline=None)
 @given(situations())
 def test_a_hidden_record_is_answered_as_an_absent_one(
-        s: tuple[Principal, AccessRequest, Resource, Policy, datetime]) -> None:
+        s: Situation) -> None:
     who, request, resource, policy, now = s
     uncleared = Principal(who.id, who.kind, who.unit, who.role, who.functions, who.person_key,
                           clearance=False)

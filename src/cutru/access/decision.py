@@ -37,6 +37,8 @@ from cutru.domain.units import commune
 from cutru.errors import AccessDenied, InputError, NotFound
 
 NOT_FOUND = "not_found"
+#: The checks that run before the record is looked at.
+_RECORD_BLIND = frozenset({"purpose", "declaration", "action"})
 
 #: Every reason a decision can give, with what it means.
 REASONS = MappingProxyType({
@@ -152,6 +154,13 @@ class Decision:
     fields: frozenset[str]
     jurisdiction: str
     checks: tuple[str, ...]
+
+    @property
+    def refused_for_every_record(self) -> bool:
+        """Refused by a check that never looks at the record (``purpose``, ``declaration``,
+        ``action``): the same refusal holds for every record, present, absent or hidden. A
+        search can report it once instead of deciding record by record."""
+        return not self.allowed and self.checks[-1] in _RECORD_BLIND
 
     def require(self, absent: NotFound) -> frozenset[str]:
         """The fields if allowed; else raise ``absent`` (the caller's own answer for a record

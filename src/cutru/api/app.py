@@ -6,11 +6,13 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query
+from fastapi.responses import PlainTextResponse
 
 from cutru import __version__
 from cutru.access.policy import Policy, default_policy
 from cutru.api import errors
 from cutru.api.deps import CallerDep, GuardDep, PurposeDep, bearer
+from cutru.api.metrics import render_metrics
 from cutru.api.schemas import (
     AccessLogPublic,
     AuditPublic,
@@ -122,6 +124,15 @@ def _routes(app: FastAPI) -> None:
         records, heads, problems = g.audit_verify(who, why)
         return VerifyPublic(ok=not problems, records=records, heads=heads,
                             problems=[asdict(p) for p in problems])
+
+    @app.get("/api/v1/alerts", response_model=AuditPublic)
+    def alerts(who: CallerDep, why: PurposeDep, g: GuardDep) -> AuditPublic:
+        return AuditPublic(records=g.alerts(who, why))
+
+    @app.get("/metrics", response_class=PlainTextResponse, include_in_schema=False)
+    def metrics(g: GuardDep) -> str:
+        """Prometheus text format; no personal data."""
+        return render_metrics(g.metrics())
 
     @app.get("/api/v1/me/access-log", response_model=AccessLogPublic)
     def access_log(who: CallerDep, g: GuardDep) -> AccessLogPublic:

@@ -11,6 +11,7 @@ Exit codes (documented in README and ``cutru --help``):
 5     not found
 6     verification failed: tampering or damage detected
 7     conflict with a concurrent change
+8     access denied by the policy (the reason code is printed)
 9     configuration, keys or database unavailable
 ====  ===================================================================
 """
@@ -25,7 +26,7 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 
-from cutru.errors import CutruError, InputError, RuleViolation
+from cutru.errors import AccessDenied, CutruError, InputError, RuleViolation
 
 F = TypeVar("F", bound=Callable[..., Any])
 err_console = Console(stderr=True)
@@ -39,6 +40,7 @@ EXIT_CODES = {
     5: "not found",
     6: "verification failed (tampering or damage)",
     7: "conflict with a concurrent change",
+    8: "access denied by the policy (reason code printed)",
     9: "configuration, keys or database unavailable",
 }
 
@@ -49,6 +51,8 @@ def describe(exc: CutruError) -> str:
         parts.append(f"  field: {exc.field}\n  rule:  {exc.rule}")
     if isinstance(exc, RuleViolation):
         parts.append(f"  rule:    {exc.rule}\n  article: {exc.article}")
+    if isinstance(exc, AccessDenied):
+        parts.append(f"  reason: {exc.reason}")
     return "\n".join(parts)
 
 

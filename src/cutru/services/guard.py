@@ -12,18 +12,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
-from cutru.access import grants, identities
+from cutru.access import abuse, grants, identities
 from cutru.access.decision import AccessRequest, Decision, Declaration, Resource, decide
 from cutru.access.policy import Policy, ResourceKind
 from cutru.access.principals import Principal, PrincipalKind
-from cutru.errors import AccessDenied, NotAuthenticated, NotFound
+from cutru.errors import AccessDenied, NotAuthenticated, NotFound, Throttled
 from cutru.journal.audit_record import AuditProblem, AuditRecord, verify_log
 from cutru.journal.entry import Entry
 from cutru.services.registry import Registry
 from cutru.store import audit_store
-from cutru.store.schema import households, persons, residences
+from cutru.store.schema import audit_log, households, persons, residences
 
 #: Record sections and the person field whose permission they follow.
 SECTIONS = {"residences": "residence_file_no", "stays": "residence_file_no",
@@ -78,6 +78,7 @@ class Guard:
                     as_of: str | None = None) -> Read:
         decision = self._decide(principal, purpose, "read", self._person_resource(person_key))
         self._require(principal, purpose, decision, "read", [person_key])
+        self._screen(principal, [person_key])
         record = self.registry.person(person_key, as_of=as_of)
         data = filter_record(record, decision.fields)
         self._audit_read(principal, purpose, decision, "read", [person_key],
@@ -107,8 +108,7 @@ class Guard:
         with self.registry.db.read() as conn:
             keys = [str(r[0]) for r in conn.execute(stmt.order_by(persons.c.key).limit(1000))]
         probe = self._decide(principal, purpose, "search", Resource(ResourceKind.PERSON))
-        if not probe.allowed and probe.reason in {"denied.no_purpose", "denied.action",
-                                                  "denied.declaration_incomplete"}:
+        if probe.refused_for_every_record:
             self._require(principal, purpose, probe, "search", [])
         found: list[dict[str, Any]] = []
         fields: set[str] = set()
@@ -123,6 +123,7 @@ class Guard:
                 fields |= decision.fields
             if len(found) >= limit:
                 break
+        self._screen(principal, [f["key"] for f in found])
         self._audit_read(principal, purpose, shown, "search", [f["key"] for f in found],
                          {"query": "name_birth_year"}, fields=fields)
         return found
@@ -132,7 +133,7 @@ class Guard:
                  **arguments: Any) -> Any:
         """Run a transaction if the policy allows ``operation`` for this purpose in the
         commune(s) it touches; its audit record commits with it."""
-        resource = self._write_resource(arguments)
+        resource = self._write_resource(operation, arguments)
         decision = self._decide(principal, purpose, operation, resource)
         subjects = sorted({v for k, v in arguments.items() if k.endswith("person_key")
                            and isinstance(v, str)})
@@ -257,7 +258,39 @@ class Guard:
                 for r in rows if citizen_can_see(r, citizen.person_key, today)
                 and r.principal != citizen.id]
 
+    def alerts(self, auditor: Principal, purpose: Declaration) -> list[dict[str, Any]]:
+        decision = self._decide(auditor, purpose, "audit_read", Resource(ResourceKind.AUDIT))
+        self._require(auditor, purpose, decision, "audit_read", [])
+        with self.registry.db.read() as conn:
+            return abuse.list_alerts(conn)
+
+    def metrics(self) -> dict[str, Any]:
+        """Figures without personal data, for the Prometheus endpoint."""
+        with self.registry.db.read() as conn:
+            figures = abuse.counts(conn, self.clock())
+            figures["audit_records"] = int(conn.execute(
+                select(func.count()).select_from(audit_log)).scalar() or 0)
+        figures["journal_entries"] = self.registry.journal_length()
+        return figures
+
     # -- internals ----------------------------------------------------------------------
+    def _screen(self, principal: Principal, subjects: list[str]) -> None:
+        """Abuse rules before personal data leaves: a crossing throttles and alerts."""
+        error: Throttled | None = None
+        with self.registry.db.begin() as conn:
+            try:
+                hit = abuse.check(conn, principal, subjects=subjects, now=self.clock(),
+                                  rate_per_minute=self.registry.settings.rate_per_minute)
+                if hit is not None:
+                    error = abuse.raise_alert(conn, principal, hit[0], hit[1], self.clock())
+            except Throttled as exc:
+                error = exc
+            if error is not None:
+                self._audit(conn, principal, "deny", "denied", error.reason,
+                            detail={"rule": error.reason})
+        if error is not None:
+            raise error
+
     def _decide(self, principal: Principal, purpose: Declaration, action: str,
                 resource: Resource) -> Decision:
         return decide(principal, AccessRequest(action, purpose), resource, self.policy,
@@ -287,7 +320,7 @@ class Guard:
                 .where(residences.c.status == "active"))}
         return Resource(ResourceKind.PERSON, person_key, frozenset(communes), bool(row[0]))
 
-    def _write_resource(self, arguments: dict[str, Any]) -> Resource:
+    def _write_resource(self, operation: str, arguments: dict[str, Any]) -> Resource:
         """Where a transaction acts: the address it registers at, else the person's
         communes, else the household's."""
         communes: set[str] = set()
@@ -308,7 +341,9 @@ class Guard:
                                    .where(households.c.key == hh)).first()
             if row is not None:
                 communes.add(str(row[0]))
-        return Resource(ResourceKind.PERSON, None, frozenset(communes))
+        kind = ResourceKind.HOUSEHOLD if operation.startswith("household.") else \
+            ResourceKind.PERSON
+        return Resource(kind, None, frozenset(communes))
 
     def _audit_read(self, principal: Principal, purpose: Declaration, decision: Decision,
                     action: str, subjects: list[str], detail: dict[str, str], *,

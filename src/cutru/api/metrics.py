@@ -1,0 +1,22 @@
+"""Prometheus exposition of cutru's figures (``prometheus_client``'s text format)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+
+def render_metrics(figures: dict[str, Any]) -> str:
+    """A fresh registry per scrape: the figures come from the database, not process state."""
+    reg = CollectorRegistry()
+    alerts = Gauge("cutru_abuse_alerts", "Abuse alerts raised, by rule", ["rule"], registry=reg)
+    for rule, count in sorted(figures.get("alerts_by_rule", {}).items()):
+        alerts.labels(rule=rule).set(count)
+    Gauge("cutru_throttled_principals", "Principals throttled now",
+          registry=reg).set(figures.get("throttled_principals", 0))
+    Gauge("cutru_audit_records", "Records in the audit log",
+          registry=reg).set(figures.get("audit_records", 0))
+    Gauge("cutru_journal_entries", "Entries in the journal",
+          registry=reg).set(figures.get("journal_entries", 0))
+    return generate_latest(reg).decode()
