@@ -204,3 +204,13 @@ def test_concurrent_writers_keep_a_gapless_valid_chain(registry: Registry) -> No
     report = registry.verify()
     assert report.ok, report.problems
     assert report.entries == registry.journal_length() == 1 + 24
+
+
+def test_reencoded_journal_text_counts_as_altered(registry: Registry) -> None:
+    """The same value stored in another encoding (spaces, key order) is an alteration."""
+    seed_family(registry)
+    drop_guards(registry)
+    exec_sql(registry, "UPDATE journal SET changes = replace(changes, '\"after\":', "
+             "'\"after\": ') WHERE seq = 1")
+    report = registry.verify()
+    assert any(p.kind == "chain" and p.seq == 1 for p in report.problems)

@@ -80,6 +80,8 @@ class Entry:
     digest: str
     prev: str
     hash: str
+    #: the stored canonical bytes of ``changes``, when read back (not part of equality)
+    raw_changes: bytes | None = field(default=None, compare=False, repr=False)
 
     def body(self) -> dict[str, Any]:
         """The object the hash is computed over: every field except ``hash``."""
@@ -96,7 +98,14 @@ class Entry:
         }
 
     def computed_hash(self) -> str:
-        return hash_body(self.body())
+        """The hash of the entry's content: over the stored ``changes`` bytes when the entry
+        was read from storage (so any other encoding of the same value is an alteration)."""
+        changes = self.raw_changes if self.raw_changes is not None else \
+            encode_changes(self.changes)
+        body = encode_body(seq=self.seq, ts=self.ts, actor=self.actor, purpose=self.purpose,
+                           operation=self.operation, subjects=self.subjects,
+                           changes_bytes=changes, digest=self.digest, prev=self.prev)
+        return hashlib.sha256(ENTRY_PREFIX + body).hexdigest()
 
 
 def hash_body(body: dict[str, Any]) -> str:
