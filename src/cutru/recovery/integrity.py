@@ -23,7 +23,7 @@ from cutru.journal.lthash import LtHash, row_element
 from cutru.journal.signing import SignedCheckpoint, verify_checkpoint
 from cutru.store import journal_store
 from cutru.store.engine import Database
-from cutru.store.rows import RowWriter
+from cutru.store.rows import RowWriter, layout
 from cutru.store.schema import PROJECTION, journal_head
 
 Progress = Callable[[int], None]
@@ -59,15 +59,17 @@ def _noop(_: int) -> None:
 
 def iter_projection_rows(conn: Connection) -> Iterator[tuple[str, str, dict[str, Any]]]:
     for table in PROJECTION:
-        for row in conn.execute(select(table).order_by(table.c.key)).mappings():
-            yield table.name, row["key"], dict(row)
+        names = layout(table.name).names  # plain str keys, in schema order
+        for row in conn.execute(select(table).order_by(table.c.key)):
+            image = dict(zip(names, row, strict=True))
+            yield table.name, image["key"], image
 
 
 def projection_state(conn: Connection, progress: Progress = _noop) -> tuple[LtHash, int]:
     """The state digest recomputed from the live tables (not from the head)."""
     state, n, batch = LtHash.empty(), 0, []
     for table, key, row in iter_projection_rows(conn):
-        batch.append(row_element(table, key, canonical.encode(row)))
+        batch.append(row_element(table, key, canonical.encode_row(row)))
         n += 1
         if len(batch) >= 5000:
             state.add_many(batch)
