@@ -4,15 +4,11 @@ audited with the checks it ran."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from cutru.access import identities
 from cutru.access.principals import Principal, PrincipalKind, Unit
@@ -20,6 +16,7 @@ from cutru.api.app import create_app
 from cutru.services import importer
 from cutru.services.registry import Registry
 from cutru.store import audit_store
+from tests.access_db.server import serving
 from tests.helpers import HOAN_KIEM, SAI_GON, household_line, person
 from tests.test_transactions import seed_family
 
@@ -33,30 +30,14 @@ ACCOUNTS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def api(registry: Registry, clock: Any) -> Iterator[httpx.Client]:
     with registry.db.begin() as conn:
         for p in ACCOUNTS.values():
             identities.create_principal(conn, p, password=PASSWORD, now=clock())
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(registry.settings, registry=registry),
-                                           host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "API server did not start"
-        time.sleep(0.02)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+    with serving(create_app(registry.settings, registry=registry)) as base, \
+            httpx.Client(base_url=base, timeout=30) as client:
         yield client
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 def auth(api: httpx.Client, who: str) -> dict[str, str]:
