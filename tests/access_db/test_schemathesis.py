@@ -57,9 +57,9 @@ def test_no_server_errors(api_schema: Any) -> None:
         def run(case: Any, signed_in: bool) -> None:
             headers = {"Authorization": f"Bearer {TOKEN['value']}"} if signed_in else {}
             response = case.call(headers=headers)
-            assert response.status_code < 500, (operation.label, response.text[:300])
+            assert response.status_code < 500, (case.operation.label, response.text[:300])
             if response.status_code >= 400:
                 body = response.json()
-                assert {"error", "message"} <= set(body), (operation.label, body)
+                assert {"error", "message"} <= set(body), (case.operation.label, body)
 
         run()
