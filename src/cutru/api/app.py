@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI, Query
 from fastapi.responses import PlainTextResponse
 
 from cutru import __version__
-from cutru.access.policy import Policy, default_policy
+from cutru.access.policy import Policy
 from cutru.api import errors
 from cutru.api.deps import CallerDep, GuardDep, PurposeDep, bearer
 from cutru.api.metrics import render_metrics
@@ -20,6 +20,8 @@ from cutru.api.schemas import (
     GrantDecisionCreate,
     GrantPublic,
     GrantQueuePublic,
+    HistoryPublic,
+    HouseholdPublic,
     LoginCreate,
     LoginPublic,
     LookupCreate,
@@ -32,7 +34,7 @@ from cutru.api.schemas import (
 )
 from cutru.config import Settings
 from cutru.journal.audit_record import record_object
-from cutru.services.guard import Guard, Read
+from cutru.services.guard import Guard, Read, load_policy_audited
 from cutru.services.registry import Registry
 
 
@@ -42,7 +44,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None,
                   description="Vietnam's residence database: every call declares its purpose, "
                               "returns only the fields it allows, and is audited.")
     reg = registry or Registry(settings)
-    app.state.guard = Guard(reg, policy or default_policy())
+    app.state.guard = Guard(reg, policy or load_policy_audited(reg))
     errors.install(app)
     _routes(app)
     return app
@@ -85,6 +87,17 @@ def _routes(app: FastAPI) -> None:
     def person(person_key: str, who: CallerDep, why: PurposeDep, g: GuardDep,
                as_of: Annotated[str | None, Query(max_length=32)] = None) -> RecordPublic:
         return _record(g.read_person(who, why, person_key, as_of=as_of))
+
+    @app.get("/api/v1/persons/{person_key}/history", response_model=HistoryPublic)
+    def person_history(person_key: str, who: CallerDep, why: PurposeDep, g: GuardDep
+                       ) -> HistoryPublic:
+        return HistoryPublic(changes=g.history(who, why, person_key))
+
+    @app.get("/api/v1/households/{household_key}", response_model=HouseholdPublic)
+    def household(household_key: str, who: CallerDep, why: PurposeDep, g: GuardDep,
+                  as_of: Annotated[str | None, Query(max_length=32)] = None
+                  ) -> HouseholdPublic:
+        return HouseholdPublic(household=g.household(who, why, household_key, as_of=as_of))
 
     @app.post("/api/v1/transactions/{operation}", response_model=TransactionPublic)
     def transaction(operation: str, body: TransactionCreate, who: CallerDep, why: PurposeDep,

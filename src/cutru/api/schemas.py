@@ -87,3 +87,11 @@ class GrantPublic(BaseModel):
 
 class GrantQueuePublic(BaseModel):
     pending: list[dict[str, Any]]
+
+
+class HistoryPublic(BaseModel):
+    changes: list[dict[str, Any]]
+
+
+class HouseholdPublic(BaseModel):
+    household: dict[str, Any]

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from cutru.access import fieldcrypto, identities
+from cutru.access.policy import load_policy
 from cutru.access.principals import Principal, PrincipalKind, Unit
 from cutru.cli.common import console, registry, settings
 from cutru.cli.errors import handled
+from cutru.services.guard import load_policy_audited, system_event
 
 users = typer.Typer(help="Accounts: officers, heads, agencies, citizens, operators, auditors.",
                     no_args_is_help=True)
 apikeys = typer.Typer(help="API keys for agency systems (stored hashed, scoped, revocable).",
                       no_args_is_help=True)
 datakeys = typer.Typer(help="Keys that encrypt sensitive fields at rest.", no_args_is_help=True)
+policy = typer.Typer(help="The access policy: purposes and their field sets, as data.",
+                     no_args_is_help=True)
+
+
+def _actor() -> str:
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
 
 
 @users.command("add")
@@ -37,6 +48,8 @@ def users_add(
         p = Principal(principal_id, kind, Unit.parse(unit) if unit else None, role,
                       frozenset(function or []), person, clearance)
         identities.create_principal(conn, p, password=password, now=reg.clock())
+        system_event(conn, _actor(), "principal.create",
+                     {"principal": principal_id, "kind": kind.value}, now=reg.clock())
         console.print(f"account {principal_id} ({kind.value}) created")
 
 
@@ -56,6 +69,8 @@ def users_disable(ctx: typer.Context, principal_id: str) -> None:
     """Disable an account and end its sessions."""
     with handled(), registry(ctx) as reg, reg.db.begin() as conn:
         identities.disable(conn, principal_id)
+        system_event(conn, _actor(), "principal.disable", {"principal": principal_id},
+                     now=reg.clock())
         console.print(f"account {principal_id} disabled")
 
 
@@ -67,6 +82,8 @@ def users_passwd(ctx: typer.Context, principal_id: str,
     with handled(), registry(ctx) as reg, reg.db.begin() as conn:
         identities.get_principal(conn, principal_id)
         identities.set_password(conn, principal_id, password, now=reg.clock())
+        system_event(conn, _actor(), "principal.password", {"principal": principal_id},
+                     now=reg.clock())
         console.print("password changed")
 
 
@@ -76,6 +93,8 @@ def apikeys_create(ctx: typer.Context, principal_id: str,
     """Create an API key for an agency account; it is shown once."""
     with handled(), registry(ctx) as reg, reg.db.begin() as conn:
         raw = identities.create_api_key(conn, principal_id, scope, now=reg.clock())
+        system_event(conn, _actor(), "api_key.create",
+                     {"principal": principal_id, "key_id": raw.split("_")[1]}, now=reg.clock())
         console.print(raw, markup=False)
 
 
@@ -84,6 +103,7 @@ def apikeys_revoke(ctx: typer.Context, key_id: str) -> None:
     """Revoke an API key by its id (the part after ``ck_``)."""
     with handled(), registry(ctx) as reg, reg.db.begin() as conn:
         identities.revoke_api_key(conn, key_id, now=reg.clock())
+        system_event(conn, _actor(), "api_key.revoke", {"key_id": key_id}, now=reg.clock())
         console.print(f"API key {key_id} revoked")
 
 
@@ -100,6 +120,27 @@ def datakeys_rewrap(ctx: typer.Context) -> None:
     with handled():
         fieldcrypto.rewrap(settings(ctx).key_dir)
         console.print("master key replaced; data keys re-wrapped")
+
+
+@policy.command("check")
+def policy_check(path: Annotated[Path, typer.Argument(help="A policy file (TOML).")]) -> None:
+    """Validate a policy file; errors name the line and the problem (exit code 9)."""
+    with handled():
+        loaded = load_policy(path.read_text(encoding="utf-8"), str(path))
+        console.print(f"{path}: valid, {len(loaded.purposes)} purposes")
+
+
+@policy.command("show")
+def policy_show(ctx: typer.Context) -> None:
+    """The purposes in force: who may use each, and what it returns."""
+    with handled(), registry(ctx) as reg:
+        current = load_policy_audited(reg)
+        table = Table("purpose", "principals", "requires", "jurisdiction", "sensitive")
+        for name, p in sorted(current.purposes.items()):
+            table.add_row(name, ", ".join(sorted(str(k) for k in p.principals)),
+                          ", ".join(sorted(str(r) for r in p.requires)),
+                          str(p.jurisdiction), "yes" if p.sensitive else "")
+        console.print(table)
 
 
 def serve(ctx: typer.Context,

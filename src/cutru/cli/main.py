@@ -29,12 +29,15 @@ app.add_typer(transactions.app, name="tx")
 app.add_typer(admin.users, name="users")
 app.add_typer(admin.apikeys, name="apikeys")
 app.add_typer(admin.datakeys, name="datakeys")
+app.add_typer(admin.policy, name="policy")
 app.command()(admin.serve)
 
 
 @app.callback()
 def main_options(
     ctx: typer.Context,
+    policy: Annotated[Path | None, typer.Option(help="Access policy file (TOML).",
+                                                envvar="CUTRU_POLICY_PATH")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Data directory (SQLite file).",
                                                   envvar="CUTRU_DATA_DIR")] = None,
     database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL (PostgreSQL).",
@@ -44,7 +47,8 @@ def main_options(
 ) -> None:
     """Settings are read once here and handed down."""
     with handled():
-        ctx.obj = load_settings(data_dir=data_dir, database_url=database_url, key_dir=key_dir)
+        ctx.obj = load_settings(data_dir=data_dir, database_url=database_url, key_dir=key_dir,
+                                policy_path=policy)
 
 
 @app.command()

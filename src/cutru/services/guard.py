@@ -85,6 +85,46 @@ class Guard:
                          {"as_of": as_of} if as_of else {})
         return Read(data, decision)
 
+    def history(self, principal: Principal, purpose: Declaration, person_key: str
+                ) -> list[dict[str, Any]]:
+        """The changes to a person's record: when, by whom, which operation and which
+        allowed fields changed (never values)."""
+        decision = self._decide(principal, purpose, "read", self._person_resource(person_key))
+        self._require(principal, purpose, decision, "read", [person_key])
+        self._screen(principal, [person_key])
+        changes = self.registry.history(person_key)
+        for entry in changes:
+            for ch in entry["changes"]:
+                ch["fields"] = [f for f in ch["fields"] if f in decision.fields
+                                or ch["table"] != "persons"]
+        self._audit_read(principal, purpose, decision, "read", [person_key],
+                         {"view": "history"}, fields=set())
+        return changes
+
+    def household(self, principal: Principal, purpose: Declaration, household_key: str, *,
+                  as_of: str | None = None) -> dict[str, Any]:
+        """A household with its members, each member decided on their own record."""
+        try:
+            hh = self.registry.household(household_key, as_of=as_of)
+        except NotFound:
+            raise _absent() from None
+        resource = Resource(ResourceKind.HOUSEHOLD, None, frozenset({hh["commune_code"]}))
+        decision = self._decide(principal, purpose, "read", resource)
+        self._require(principal, purpose, decision, "read", [])
+        members = []
+        for m in hh["members"]:
+            seen = self._decide(principal, purpose, "read",
+                                self._person_resource(m["person_key"]))
+            if seen.allowed:
+                members.append({k: v for k, v in m.items()
+                                if k in seen.fields or k in {"person_key", "relationship",
+                                                             "joined_on", "key"}})
+        subjects = [m["person_key"] for m in members]
+        self._screen(principal, subjects)
+        self._audit_read(principal, purpose, decision, "read", subjects,
+                         {"view": "household"})
+        return {**{k: v for k, v in hh.items() if k != "members"}, "members": members}
+
     def lookup(self, principal: Principal, purpose: Declaration, id_number: str) -> Read:
         """Find by ID number: a missing and a hidden record give the same answer."""
         try:
@@ -394,6 +434,40 @@ class Guard:
 
         days = self.registry.settings.investigation_hidden_days
         return (local_date(self.clock()) + timedelta(days=days)).isoformat()
+
+
+def system_event(conn: Connection, actor: str, action: str, detail: dict[str, str], *,
+                 now: Any) -> None:
+    """Audit an administrative act done outside a session (the command line, start-up):
+    account and key management, policy changes."""
+    record = AuditRecord(seq=0, ts="", principal=actor, principal_kind="administrator",
+                         agency=None, action=action, outcome="allowed",
+                         reason="allowed.administration", purpose_kind=None, legal_basis=None,
+                         case_number=None, subjects=(), fields=(), journal_seq=None,
+                         hidden_until=None, detail=detail)
+    audit_store.append(conn, record, now=now)
+
+
+def load_policy_audited(registry: Registry) -> Policy:
+    """The policy in force (the configured file, else the shipped default); a policy that
+    differs from the last one recorded is written to the audit log as a policy change."""
+    import hashlib
+
+    from cutru.access.policy import default_policy, load_policy
+
+    path = registry.settings.policy_path
+    if path is None:
+        policy, text, source = default_policy(), "(shipped default)", "default"
+    else:
+        text, source = path.read_text(encoding="utf-8"), str(path)
+        policy = load_policy(text, source)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    with registry.db.begin() as conn:
+        last = audit_store.search(conn, action="policy_change", limit=1)
+        if not last or last[0].detail.get("sha256") != digest:
+            system_event(conn, "system", "policy_change", {"sha256": digest, "source": source},
+                         now=registry.clock())
+    return policy
 
 
 def _public_grant(row: dict[str, Any]) -> dict[str, Any]:

@@ -54,6 +54,7 @@ class Registry:
         self.runner = UnitRunner(self.db, self.keys, clock=clock, signing_key=self._signing_key,
                                  checkpoint_interval=settings.checkpoint_interval,
                                  new_key=new_key)
+        self.runner.on_commit = self._after_batch
 
     # -- set-up ---------------------------------------------------------------------------
     def init(self) -> str:
@@ -82,7 +83,6 @@ class Registry:
             before_commit: Callable[[Connection, list[Entry]], None] | None = None) -> Any:
         with self.runner.unit(actor, purpose, operation, before_commit) as tx:
             result = fn(tx)
-        self._after_commit()
         return result
 
     def transact(self, actor: str, purpose: str, operation: str, *,
@@ -107,6 +107,28 @@ class Registry:
         path = self.settings.external_checkpoint_path
         with _file_lock(path.with_name(path.name + ".lock")):
             self._sign_external(path, self._signing_key)
+
+    def _after_batch(self, entries: list[Entry]) -> None:
+        """After each commit: when the batch continues the externally signed chain and is
+        still the head, sign its last entry from what this process just sealed (no re-read);
+        otherwise fall back to checking the chain since the last external checkpoint."""
+        key = self._signing_key
+        if key is None:
+            return
+        path = self.settings.external_checkpoint_path
+        with _file_lock(path.with_name(path.name + ".lock")):
+            previous = _read_checkpoint_file(path)
+            first, last = entries[0], entries[-1]
+            continues = (previous.checkpoint.chain_head == first.prev and
+                         previous.checkpoint.seq == first.seq - 1) if previous else first.seq == 1
+            if continues:
+                with self.db.read() as conn:
+                    head = journal_store.read_head(conn)
+                if (head.seq, head.hash) == (last.seq, last.hash):
+                    cp = Checkpoint(last.seq, last.hash, last.digest, last.ts, key.key_id)
+                    _write_durably(path, json.dumps(key.sign(cp).to_dict()).encode())
+                    return
+            self._sign_external(path, key)
 
     def _sign_external(self, path: Path, key: SigningKey) -> None:
         previous = _read_checkpoint_file(path)

@@ -106,9 +106,12 @@ class UnitRunner:
         self.signing_key = signing_key
         self.checkpoint_interval = checkpoint_interval
         self.new_key = new_key or KeyFactory()
+        #: called with the entries of each committed batch, after the commit
+        self.on_commit: Callable[[list[Entry]], None] | None = None
 
     @contextmanager
     def batch(self) -> Iterator[Batch]:
+        entries: list[Entry] = []
         with self.db.begin() as conn:
             head = journal_store.lock_head(conn)
             batch = Batch(conn, RowWriter(conn), local_date(self.clock()), self.new_key,
@@ -121,6 +124,8 @@ class UnitRunner:
                 self._sign(conn, entries[-1])
             for hook in batch.before_commit:
                 hook(conn, entries)
+        if entries and self.on_commit is not None:
+            self.on_commit(entries)
 
     @contextmanager
     def unit(self, actor: str, purpose: str, operation: str,

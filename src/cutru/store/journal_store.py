@@ -143,7 +143,10 @@ def entries_for_subject(conn: Connection, subject: str, *, stop: int | None = No
 
 def seq_at(conn: Connection, ts: str) -> int:
     """The last journal position whose time is at or before ``ts`` (0 when none)."""
-    found = conn.execute(select(func.max(journal.c.seq)).where(journal.c.ts <= ts)).scalar()
+    # ts never decreases along seq, so the newest entry by ts is the one we want; this form
+    # lets the database walk the ts index backwards instead of scanning journal rows
+    found = conn.execute(select(journal.c.seq).where(journal.c.ts <= ts)
+                         .order_by(journal.c.ts.desc(), journal.c.seq.desc()).limit(1)).scalar()
     return int(found or 0)
 
 
