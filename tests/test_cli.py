@@ -120,3 +120,20 @@ def test_every_command_and_exit_code_is_documented() -> None:
 @pytest.mark.parametrize("command", ["--help", "tx --help", "demo --help"])
 def test_help_works(tmp_path: Path, command: str) -> None:
     assert cutru(tmp_path, *command.split()).returncode == 0
+
+
+def test_policy_check_names_the_line(tmp_path: Path) -> None:
+    from importlib import resources
+
+    text = (resources.files("cutru.access") / "default_policy.toml").read_text("utf-8")
+    good = tmp_path / "policy.toml"
+    good.write_text(text, encoding="utf-8")
+    assert cutru(tmp_path, "policy", "check", str(good)).returncode == 0
+    lines = text.splitlines()
+    target = next(i for i, ln in enumerate(lines) if ln.startswith("fields = ["))
+    lines[target] = lines[target].replace("fields = [", "fields = [\"etnicity\", ", 1)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    r = cutru(tmp_path, "policy", "check", str(bad))
+    assert r.returncode == 9
+    assert f"line {target + 1}" in r.stderr and "etnicity" in r.stderr

@@ -198,3 +198,54 @@ def test_third_party_request_consent_decision_and_limited_use(registry: Registry
     assert set(seen.json()["record"]["person"]) == {"key", "full_name", "residence_file_no"}
     other = api.get(f"/api/v1/persons/{k['mother']}", headers=use)
     assert other.status_code == 403 and other.json()["reason"] == "denied.grant_other_person"
+
+
+def test_history_as_of_and_household_hold_no_disallowed_field(registry: Registry,
+                                                              api: httpx.Client,
+                                                              clock: Any) -> None:
+    k = seed_family(registry)
+    clock.advance(hours=1)
+    registry.adjust_information("x", "basis", k["child"], {"occupation": "thợ may"})
+    investigator = Principal("dieu-tra-vien", PrincipalKind.AGENCY_PROCEDURAL,
+                             Unit.national(), functions=frozenset({"investigation"}))
+    with registry.db.begin() as conn:
+        identities.create_principal(conn, investigator, password=PASSWORD, now=clock())
+    tax = Principal("thue-hn", PrincipalKind.AGENCY_STATE, Unit.province("01"),
+                    functions=frozenset({"tax"}))
+    with registry.db.begin() as conn:
+        identities.create_principal(conn, tax, password=PASSWORD, now=clock())
+    headers = {**auth(api, "thue-hn"), "X-Cutru-Purpose": "tax_administration",
+               "X-Cutru-Legal-Basis": "Law 38/2019/QH14"}
+    record = api.get(f"/api/v1/persons/{k['child']}", headers=headers).json()
+    allowed = set(record["fields"]) | {"key"}
+    assert set(record["record"]["person"]) <= allowed
+    assert "religion" not in allowed and "marital_status" not in allowed
+    past = api.get(f"/api/v1/persons/{k['child']}", params={"as_of": "2026-11-27T02:30:00Z"},
+                   headers=headers).json()
+    assert set(past["record"]["person"]) <= allowed
+    history = api.get(f"/api/v1/persons/{k['child']}/history", headers=headers).json()
+    changed = {f for e in history["changes"] for c in e["changes"] if c["table"] == "persons"
+               for f in c["fields"]}
+    assert changed <= allowed and "occupation" not in changed  # civil: not for tax
+    household = api.get(f"/api/v1/households/{k['household']}", headers=headers).json()
+    member_keys = {key for m in household["household"]["members"] for key in m}
+    assert member_keys <= allowed | {"person_key", "relationship", "joined_on"}
+
+
+def test_deleted_audit_record_is_detected(registry: Registry, api: httpx.Client) -> None:
+    k = seed_family(registry)
+    hk = {**auth(api, "can-bo-hk"), **DUTY}
+    for _ in range(3):
+        api.get(f"/api/v1/persons/{k['child']}", headers=hk)
+    review = {**auth(api, "kiem-toan"), "X-Cutru-Purpose": "audit_review",
+              "X-Cutru-Legal-Basis": "Decree 356/2025 Art. 4"}
+    assert api.get("/api/v1/audit/verify", headers=review).json()["ok"] is True
+    from sqlalchemy import text
+    with registry.db.engine.begin() as conn:
+        if registry.db.is_sqlite:
+            conn.execute(text("DROP TRIGGER audit_log_no_delete"))
+        else:
+            conn.execute(text("DROP TRIGGER audit_log_no_change ON audit_log"))
+        conn.execute(text("DELETE FROM audit_log WHERE seq = 3"))
+    result = api.get("/api/v1/audit/verify", headers=review).json()
+    assert result["ok"] is False and result["problems"]
