@@ -20,6 +20,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from cutru.store.schema import persons
+
 #: The generator's reference date (the issue fixes it) and the journal clock's start on it:
 #: 08:00 in Vietnam, so that a long run still stays inside that local day.
 TODAY = date(2026, 11, 27)
@@ -29,6 +31,10 @@ CLOCK_START = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
 CHUNK = 50_000
 
 console = Console(stderr=True)
+
+#: The column a bare lookup by ID number reads: the keyed blind index when the ID number is
+#: stored encrypted, else the ID number itself. The peer queries it with stored values.
+LOOKUP_COLUMN = "id_number_bidx" if "id_number_bidx" in persons.c else "id_number"
 
 
 class BenchClock:

@@ -3,6 +3,7 @@ the importer, rebuild from the journal, lookups now and ``--as-of``, row counts.
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from time import perf_counter
@@ -15,7 +16,7 @@ from cutru.config import Settings
 from cutru.services import importer, synthetic
 from cutru.services.registry import Registry
 from cutru.services.unit import KeyFactory
-from cutru.store.schema import PROJECTION, checkpoints, journal, journal_subjects, persons
+from cutru.store.schema import PROJECTION, checkpoints, journal, journal_subjects
 
 
 def open_registry(work: Path, label: str, *, seed: int,
@@ -49,9 +50,11 @@ def timed_import(reg: Registry, *, persons: int, seed: int, actor: str, batch_li
             result = importer.import_records(
                 reg.runner, lines, actor=actor, batch_lines=batch_lines,
                 progress=lambda _lines, p: advance(p))
+        t1 = perf_counter()
         reg.checkpoint()
         seconds = perf_counter() - t0
-    return {"seconds": seconds, "persons": result.persons, "lines": result.lines,
+    return {"seconds": seconds, "checkpoint_seconds": seconds - (t1 - t0),
+            "persons": result.persons, "lines": result.lines,
             "households": result.households, "entries": result.entries,
             "persons_per_s": rate(result.persons, seconds), "init_seconds": init_seconds,
             "batch_lines": batch_lines}
@@ -80,10 +83,17 @@ def timed_rebuild(reg: Registry, *, entries: int, persons: int, steps: Steps,
             "persons_per_s": rate(persons, seconds)}
 
 
-def sample_id_numbers(reg: Registry, n: int, seed: int) -> list[str]:
-    with reg.db.read() as conn:
-        ids = sorted(str(r[0]) for r in conn.execute(
-            select(persons.c.id_number).where(persons.c.id_number.is_not(None))))
+def sample_id_numbers(jsonl: Path, n: int, seed: int) -> list[str]:
+    """Up to ``n`` random ID numbers of imported persons, taken from the import file (the
+    database may hold them only encrypted)."""
+    ids: list[str] = []
+    with jsonl.open(encoding="utf-8") as stream:
+        for line in stream:
+            rec = json.loads(line)
+            if rec.get("kind") == "household":
+                ids += [m["person"]["id_number"] for m in rec["members"]
+                        if m["person"].get("id_number")]
+    ids.sort()
     return random.Random(seed).sample(ids, min(n, len(ids)))
 
 

@@ -4,13 +4,14 @@ SELECT)."""
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from time import perf_counter
 from typing import Any
 
 import psycopg
-from bench_common import CHUNK, Steps, latency, rate
+from bench_common import CHUNK, LOOKUP_COLUMN, Steps, latency, rate
 from psycopg import sql
 from sqlalchemy import Table, create_engine
 from sqlalchemy.engine import make_url
@@ -132,18 +133,24 @@ def bare_copy(source_url: str, target_url: str, tables: Sequence[Table], *, step
             "tables": [t.name for t in tables]}
 
 
-def bare_lookups(url: str, ids: list[str], *, steps: Steps, description: str) -> dict[str, Any]:
-    """``SELECT * FROM persons WHERE id_number = %s`` with psycopg, each timed."""
-    query = "SELECT * FROM persons WHERE id_number = %s"
+def bare_lookups(url: str, n: int, seed: int, *, steps: Steps,
+                 description: str) -> dict[str, Any]:
+    """``SELECT * FROM persons WHERE <lookup column> = %s`` with psycopg for ``n`` random
+    persons, each timed."""
+    col = sql.Identifier(LOOKUP_COLUMN)
+    query = sql.SQL("SELECT * FROM persons WHERE {} = %s").format(col)
     with psycopg.connect(libpq(url), autocommit=True) as con:
-        for id_number in ids[:20]:
-            con.execute(query, (id_number,)).fetchall()
+        values = sorted(str(r[0]) for r in con.execute(
+            sql.SQL("SELECT {0} FROM persons WHERE {0} IS NOT NULL").format(col)))
+        values = random.Random(seed).sample(values, min(n, len(values)))
+        for value in values[:20]:
+            con.execute(query, (value,)).fetchall()
         samples: list[float] = []
-        with steps.task(description, len(ids)) as advance:
-            for id_number in ids:
+        with steps.task(description, len(values)) as advance:
+            for value in values:
                 t0 = perf_counter()
-                rows = con.execute(query, (id_number,)).fetchall()
+                rows = con.execute(query, (value,)).fetchall()
                 samples.append(perf_counter() - t0)
                 assert len(rows) == 1
                 advance(1)
-    return latency(samples)
+    return {**latency(samples), "column": LOOKUP_COLUMN}

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-from bench_common import CHUNK, Steps, latency, rate
+from bench_common import CHUNK, LOOKUP_COLUMN, Steps, latency, rate
 from sqlalchemy import Table, create_engine
 from sqlalchemy.engine import make_url
 
@@ -106,22 +107,27 @@ def bare_load(source: Path, target: Path, tables: Sequence[Table], *, steps: Ste
             "tables": [t.name for t in tables]}
 
 
-def bare_lookups(path: Path, ids: list[str], *, steps: Steps,
+def bare_lookups(path: Path, n: int, seed: int, *, steps: Steps,
                  description: str) -> dict[str, Any]:
-    """``SELECT * FROM persons WHERE id_number=?`` with the sqlite3 module, each timed."""
+    """``SELECT * FROM persons WHERE <lookup column> = ?`` with the sqlite3 module for ``n``
+    random persons, each timed."""
     con = sqlite3.connect(path)
-    sql = "SELECT * FROM persons WHERE id_number = ?"
+    col = LOOKUP_COLUMN
+    sql = f"SELECT * FROM persons WHERE {col} = ?"
     try:
-        for id_number in ids[:20]:
-            con.execute(sql, (id_number,)).fetchall()
+        values = sorted(str(r[0]) for r in con.execute(
+            f"SELECT {col} FROM persons WHERE {col} IS NOT NULL"))
+        values = random.Random(seed).sample(values, min(n, len(values)))
+        for value in values[:20]:
+            con.execute(sql, (value,)).fetchall()
         samples: list[float] = []
-        with steps.task(description, len(ids)) as advance:
-            for id_number in ids:
+        with steps.task(description, len(values)) as advance:
+            for value in values:
                 t0 = perf_counter()
-                rows = con.execute(sql, (id_number,)).fetchall()
+                rows = con.execute(sql, (value,)).fetchall()
                 samples.append(perf_counter() - t0)
                 assert len(rows) == 1
                 advance(1)
     finally:
         con.close()
-    return latency(samples)
+    return {**latency(samples), "column": col}

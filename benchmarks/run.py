@@ -139,10 +139,10 @@ def _lat(steps: Steps, what: str, r: dict[str, Any]) -> None:
     steps.note(f"  {what}: median {r['median_ms']:.3f} ms, p99 {r['p99_ms']:.3f} ms")
 
 
-def _queries(reg: Any, res: dict[str, Any], args: argparse.Namespace, steps: Steps,
-             label: str) -> list[str]:
-    """Lookups now and as of the middle of the journal (ours); returns the ID numbers."""
-    ids = sample_id_numbers(reg, args.lookups, args.seed)
+def _queries(reg: Any, jsonl: Path, res: dict[str, Any], args: argparse.Namespace,
+             steps: Steps, label: str) -> None:
+    """Lookups now and as of the middle of the journal (ours)."""
+    ids = sample_id_numbers(jsonl, args.lookups, args.seed)
     res["lookup"] = timed_lookups(reg, ids, steps=steps, description=f"{label}: lookups")
     _lat(steps, "lookup find+person", res["lookup"]["find_and_person"])
     seq, ts = as_of_point(reg)
@@ -150,7 +150,6 @@ def _queries(reg: Any, res: dict[str, Any], args: argparse.Namespace, steps: Ste
     res["as_of"] = {"seq": seq, "ts": ts, **timed_as_of(
         reg, keys, ts, steps=steps, description=f"{label}: --as-of lookups")}
     _lat(steps, f"--as-of entry {seq:,}", res["as_of"])
-    return ids
 
 
 def run_sqlite(work: Path, jsonl: Path, n: int, args: argparse.Namespace,
@@ -173,8 +172,8 @@ def run_sqlite(work: Path, jsonl: Path, n: int, args: argparse.Namespace,
                                        description=f"{label}: import JSONL", jsonl=jsonl)
     _say(steps, "import JSONL", res["import_jsonl"])
     other = counts(import_reg)
-    res["same_projection"] = (other["projection"] == res["counts"]["projection"]
-                              and other["state_digest"] == res["counts"]["state_digest"])
+    res["same_projection"] = other["projection"] == res["counts"]["projection"]
+    res["same_digest"] = other["state_digest"] == res["counts"]["state_digest"]
     import_reg.close()
     shutil.rmtree(work / "import-data")
 
@@ -190,8 +189,8 @@ def run_sqlite(work: Path, jsonl: Path, n: int, args: argparse.Namespace,
     _say(steps, "bare executemany incl. journal", res["bare_with_journal"])
     shutil.rmtree(with_journal.parent)
 
-    ids = _queries(seed_reg, res, args, steps, label)
-    res["lookup_bare"] = bench_sqlite.bare_lookups(bare, ids, steps=steps,
+    _queries(seed_reg, jsonl, res, args, steps, label)
+    res["lookup_bare"] = bench_sqlite.bare_lookups(bare, args.lookups, args.seed, steps=steps,
                                                    description=f"{label}: bare lookups")
     _lat(steps, "bare SELECT", res["lookup_bare"])
 
@@ -205,7 +204,7 @@ def run_sqlite(work: Path, jsonl: Path, n: int, args: argparse.Namespace,
 
 
 def run_postgres(work: Path, jsonl: Path, n: int, args: argparse.Namespace, steps: Steps,
-                 sqlite_digest: str | None) -> dict[str, Any]:
+                 sqlite_counts: dict[str, Any]) -> dict[str, Any]:
     label = f"{n:,} PostgreSQL"
     res: dict[str, Any] = {}
     with bench_pg.scratch_databases(args.pg_url, "ours", "bare", "barej") as urls:
@@ -216,7 +215,8 @@ def run_postgres(work: Path, jsonl: Path, n: int, args: argparse.Namespace, step
                 steps=steps, description=f"{label}: import JSONL", jsonl=jsonl)
             _say(steps, "import JSONL", res["import_jsonl"])
             res["counts"] = counts(reg)
-            res["same_projection"] = res["counts"]["state_digest"] == sqlite_digest
+            res["same_projection"] = res["counts"]["projection"] == sqlite_counts["projection"]
+            res["same_digest"] = res["counts"]["state_digest"] == sqlite_counts["state_digest"]
             res["size"] = bench_pg.sizes(urls["ours"])
             res["bare"] = _per_person(bench_pg.bare_copy(
                 urls["ours"], urls["bare"], PROJECTION, steps=steps,
@@ -229,9 +229,10 @@ def run_postgres(work: Path, jsonl: Path, n: int, args: argparse.Namespace, step
             _say(steps, "bare COPY incl. journal", res["bare_with_journal"])
             bench_pg.analyze(urls["ours"])
             bench_pg.analyze(urls["bare"])
-            ids = _queries(reg, res, args, steps, label)
-            res["lookup_bare"] = bench_pg.bare_lookups(urls["bare"], ids, steps=steps,
-                                                       description=f"{label}: bare lookups")
+            _queries(reg, jsonl, res, args, steps, label)
+            res["lookup_bare"] = bench_pg.bare_lookups(
+                urls["bare"], args.lookups, args.seed, steps=steps,
+                description=f"{label}: bare lookups")
             _lat(steps, "bare SELECT", res["lookup_bare"])
             res["rebuild"] = timed_rebuild(reg, entries=res["counts"]["journal"], persons=n,
                                            steps=steps, description=f"{label}: rebuild")
@@ -255,7 +256,7 @@ def run_size(n: int, args: argparse.Namespace, steps: Steps, pg: bool) -> dict[s
         out["sqlite"] = run_sqlite(work, jsonl, n, args, steps)
         if pg:
             out["postgresql"] = run_postgres(work, jsonl, n, args, steps,
-                                             out["sqlite"]["counts"]["state_digest"])
+                                             out["sqlite"]["counts"])
     finally:
         if not args.keep_work:
             shutil.rmtree(work, ignore_errors=True)
