@@ -110,6 +110,27 @@ def list_principals(conn: Connection) -> list[dict[str, object]]:
             .mappings()]
 
 
+def update_principal(conn: Connection, principal_id: str, *, role: str | None = None,
+           unit: Unit | None = None, clearance: bool | None = None,
+           functions: Iterable[str] | None = None) -> Principal:
+    """Change an account's role, unit, clearance or functions (its kind is fixed: a new kind
+    is a new account)."""
+    get_principal(conn, principal_id)
+    values: dict[str, object] = {}
+    if role is not None:
+        values["role"] = role
+    if unit is not None:
+        values["unit"] = str(unit)
+    if clearance is not None:
+        values["clearance"] = clearance
+    if functions is not None:
+        values["functions"] = json.dumps(sorted(set(functions)))
+    if values:
+        conn.execute(update(principals).where(principals.c.id == principal_id)
+                     .values(**values))
+    return get_principal(conn, principal_id)
+
+
 def disable(conn: Connection, principal_id: str) -> None:
     get_principal(conn, principal_id)
     conn.execute(update(principals).where(principals.c.id == principal_id).values(disabled=True))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query
+from fastapi import Depends, FastAPI, Path, Query
 from fastapi.responses import PlainTextResponse
 
 from cutru import __version__
@@ -25,6 +25,7 @@ from cutru.api.schemas import (
     LoginCreate,
     LoginPublic,
     LookupCreate,
+    ProofPublic,
     RecordPublic,
     SearchCreate,
     SearchPublic,
@@ -137,6 +138,11 @@ def _routes(app: FastAPI) -> None:
         records, heads, problems = g.audit_verify(who, why)
         return VerifyPublic(ok=not problems, records=records, heads=heads,
                             problems=[asdict(p) for p in problems])
+
+    @app.get("/api/v1/audit/{seq}/proof", response_model=ProofPublic)
+    def audit_proof(seq: Annotated[int, Path(ge=1, le=2**62)], who: CallerDep,
+                    why: PurposeDep, g: GuardDep) -> ProofPublic:
+        return ProofPublic(**g.audit_proof(who, why, seq))
 
     @app.get("/api/v1/alerts", response_model=AuditPublic)
     def alerts(who: CallerDep, why: PurposeDep, g: GuardDep) -> AuditPublic:

@@ -95,3 +95,9 @@ class HistoryPublic(BaseModel):
 
 class HouseholdPublic(BaseModel):
     household: dict[str, Any]
+
+
+class ProofPublic(BaseModel):
+    record: dict[str, Any]
+    head: dict[str, Any]
+    proof: list[str]

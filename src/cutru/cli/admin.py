@@ -53,6 +53,26 @@ def users_add(
         console.print(f"account {principal_id} ({kind.value}) created")
 
 
+@users.command("update")
+def users_update(
+    ctx: typer.Context, principal_id: str,
+    role: Annotated[str | None, typer.Option(help="New role label.")] = None,
+    unit: Annotated[str | None, typer.Option(help="commune:CODE, province:CODE, national.")]
+    = None,
+    clearance: Annotated[bool | None, typer.Option("--clearance/--no-clearance")] = None,
+    function: Annotated[list[str] | None, typer.Option("--function")] = None,
+) -> None:
+    """Change an account's role, unit, clearance or functions (audited)."""
+    with handled(), registry(ctx) as reg, reg.db.begin() as conn:
+        p = identities.update_principal(conn, principal_id, role=role,
+                              unit=Unit.parse(unit) if unit else None, clearance=clearance,
+                              functions=function)
+        system_event(conn, _actor(), "principal.update",
+                     {"principal": principal_id, "role": p.role, "unit": str(p.unit or ""),
+                      "clearance": str(p.clearance)}, now=reg.clock())
+        console.print(f"account {principal_id} updated")
+
+
 @users.command("list")
 def users_list(ctx: typer.Context) -> None:
     """List accounts (no secrets)."""

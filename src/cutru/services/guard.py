@@ -19,7 +19,7 @@ from cutru.access.decision import AccessRequest, Decision, Declaration, Resource
 from cutru.access.policy import Policy, ResourceKind
 from cutru.access.principals import Principal, PrincipalKind
 from cutru.errors import AccessDenied, NotAuthenticated, NotFound, Throttled
-from cutru.journal.audit_record import AuditProblem, AuditRecord, verify_log
+from cutru.journal.audit_record import AuditProblem, AuditRecord, record_object, verify_log
 from cutru.journal.entry import Entry
 from cutru.services.registry import Registry
 from cutru.store import audit_store
@@ -227,15 +227,21 @@ class Guard:
         """Pending requests the head may decide, oldest first, with their deadlines."""
         from cutru.services.unit import local_date
 
+        probe = self._decide(head, purpose, "decide_third_party", Resource(ResourceKind.PERSON))
+        if probe.refused_for_every_record:
+            self._require(head, purpose, probe, "decide_third_party", [])
         with self.registry.db.read() as conn:
             pending = grants.queue(conn)
         today = local_date(self.clock()).isoformat()
-        out = []
+        out, shown = [], probe
         for row in pending:
             decision = self._decide(head, purpose, "decide_third_party",
                                     self._person_resource(row["person_key"]))
             if decision.allowed:
+                shown = decision
                 out.append({**_public_grant(row), "overdue": row["deadline"] < today})
+        self._audit_read(head, purpose, shown, "read", [r["person_key"] for r in out],
+                         {"view": "grant_queue"}, fields=set())
         return out
 
     def decide_grant(self, head: Principal, purpose: Declaration, key: str, *, approve: bool,
@@ -277,6 +283,28 @@ class Guard:
             records = list(audit_store.iter_records(conn))
         return len(records), len(heads), verify_log(records, heads,
                                                     self.registry.public_keys())
+
+    def audit_proof(self, auditor: Principal, purpose: Declaration, seq: int
+                    ) -> dict[str, Any]:
+        """One record, the newest signed head that covers it, and the RFC 9162 inclusion
+        proof that ties them: checkable without the rest of the log."""
+        decision = self._decide(auditor, purpose, "audit_read", Resource(ResourceKind.AUDIT))
+        self._require(auditor, purpose, decision, "audit_read", [])
+        key = self.registry.signing_key
+        if key is not None:
+            with self.registry.db.begin() as conn:
+                audit_store.sign_current_head(conn, key, now=self.clock())
+        with self.registry.db.read() as conn:
+            heads = [h for h in audit_store.heads(conn) if h.head.size >= seq]
+            found = audit_store.search(conn, limit=1, since=None, until=None,
+                                       seq=seq)
+            if not heads or not found:
+                raise NotFound(f"no audit record {seq} under a signed head", field="seq",
+                               rule="exists")
+            head = heads[-1]
+            proof = audit_store.inclusion_proof(conn, seq, head.head.size)
+        return {"record": record_object(found[0]), "head": head.to_dict(),
+                "proof": [p.hex() for p in proof]}
 
     def access_log(self, citizen: Principal) -> list[dict[str, Any]]:
         """Who read the citizen's record, when, for what, which fields (hidden entries of

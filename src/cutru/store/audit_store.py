@@ -102,7 +102,7 @@ def iter_records(conn: Connection, batch: int = 5000) -> Iterator[AuditRecord]:
 
 def search(conn: Connection, *, principal: str | None = None, subject: str | None = None,
            purpose_kind: str | None = None, since: str | None = None,
-           until: str | None = None, action: str | None = None,
+           until: str | None = None, action: str | None = None, seq: int | None = None,
            limit: int = 200) -> list[AuditRecord]:
     """Records matching every given criterion, newest first."""
     stmt = select(audit_log.c.record).order_by(audit_log.c.seq.desc()).limit(limit)
@@ -115,6 +115,8 @@ def search(conn: Connection, *, principal: str | None = None, subject: str | Non
         stmt = stmt.where(audit_log.c.purpose_kind == purpose_kind)
     if action is not None:
         stmt = stmt.where(audit_log.c.action == action)
+    if seq is not None:
+        stmt = stmt.where(audit_log.c.seq == seq)
     if since is not None:
         stmt = stmt.where(audit_log.c.ts >= since)
     if until is not None:
