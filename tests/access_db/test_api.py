@@ -249,3 +249,21 @@ def test_deleted_audit_record_is_detected(registry: Registry, api: httpx.Client)
         conn.execute(text("DELETE FROM audit_log WHERE seq = 3"))
     result = api.get("/api/v1/audit/verify", headers=review).json()
     assert result["ok"] is False and result["problems"]
+
+
+def test_api_key_is_limited_to_its_scoped_purposes(registry: Registry, api: httpx.Client,
+                                                   clock: Any) -> None:
+    k = seed_family(registry)
+    agency = Principal("vks-ha-noi", PrincipalKind.AGENCY_PROCEDURAL, Unit.province("01"),
+                       functions=frozenset({"prosecution"}))
+    with registry.db.begin() as conn:
+        identities.create_principal(conn, agency, password=None, now=clock())
+        raw = identities.create_api_key(conn, agency.id, ["proceedings"], now=clock())
+    case = {"X-API-Key": raw, "X-Cutru-Purpose": "proceedings",
+            "X-Cutru-Legal-Basis": "Criminal Procedure Code 2015",
+            "X-Cutru-Case-Number": "VKS-88/2026"}
+    ok = api.get(f"/api/v1/persons/{k['child']}", headers=case)
+    assert ok.status_code == 200, ok.text
+    other = api.get(f"/api/v1/persons/{k['child']}",
+                    headers={**case, "X-Cutru-Purpose": "state_duty"})
+    assert other.status_code == 403 and other.json()["reason"] == "denied.api_key_scope"

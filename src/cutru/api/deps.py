@@ -24,16 +24,19 @@ def bearer(authorization: Annotated[str | None, Header()] = None) -> str | None:
     return None
 
 
-def caller(g: Annotated[Guard, Depends(guard)],
+def caller(request: Request, g: Annotated[Guard, Depends(guard)],
            token: Annotated[str | None, Depends(bearer)],
            x_api_key: Annotated[str | None, Header()] = None) -> Principal:
     if not token and not x_api_key:
         raise NotAuthenticated("sign in (Authorization: Bearer) or present X-API-Key",
                                reason="denied.no_credentials")
-    return g.caller(token=token, api_key=x_api_key)
+    principal, scopes = g.caller(token=token, api_key=x_api_key)
+    request.state.scopes = scopes
+    return principal
 
 
-def purpose(g: Annotated[Guard, Depends(guard)],
+def purpose(request: Request, g: Annotated[Guard, Depends(guard)],
+            who: Annotated[Principal, Depends(caller)],
             x_cutru_purpose: Annotated[str | None, Header()] = None,
             x_cutru_legal_basis: Annotated[str | None, Header()] = None,
             x_cutru_case_number: Annotated[str | None, Header()] = None,
@@ -44,8 +47,10 @@ def purpose(g: Annotated[Guard, Depends(guard)],
     if not x_cutru_purpose:
         raise InputError("declare a purpose in the X-Cutru-Purpose header",
                          field="X-Cutru-Purpose", rule="purpose.required")
-    return g.declare(x_cutru_purpose, legal_basis=x_cutru_legal_basis,
-                     case_number=x_cutru_case_number, grant_key=x_cutru_grant)
+    declared = g.declare(x_cutru_purpose, legal_basis=x_cutru_legal_basis,
+                         case_number=x_cutru_case_number, grant_key=x_cutru_grant)
+    g.check_scope(who, getattr(request.state, "scopes", None), declared)
+    return declared
 
 
 GuardDep = Annotated[Guard, Depends(guard)]

@@ -60,13 +60,26 @@ class Guard:
                                 exc.reason)
             raise
 
-    def caller(self, *, token: str | None = None, api_key: str | None = None) -> Principal:
+    def caller(self, *, token: str | None = None, api_key: str | None = None
+               ) -> tuple[Principal, frozenset[str] | None]:
+        """The authenticated principal, and for an API key the purposes it is scoped to."""
         with self.registry.db.read() as conn:
             if api_key:
-                return identities.authenticate_api_key(conn, api_key)[0]
+                return identities.authenticate_api_key(conn, api_key)
             if token:
-                return identities.authenticate(conn, token, now=self.clock())
+                return identities.authenticate(conn, token, now=self.clock()), None
         raise NotAuthenticated("sign in, or present an API key", reason="denied.no_credentials")
+
+    def check_scope(self, principal: Principal, scopes: frozenset[str] | None,
+                    purpose: Declaration) -> None:
+        """An API key may declare only the purposes it was issued for (audited if not)."""
+        if scopes is None or purpose.kind in scopes:
+            return
+        with self.registry.db.begin() as conn:
+            self._audit(conn, principal, "deny", "denied", "denied.api_key_scope",
+                        purpose=purpose, detail={"scopes": ",".join(sorted(scopes))})
+        raise AccessDenied(f"this API key is not issued for purpose {purpose.kind!r}",
+                           reason="denied.api_key_scope")
 
     def logout(self, principal: Principal, token: str) -> None:
         with self.registry.db.begin() as conn:
