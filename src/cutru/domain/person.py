@@ -79,6 +79,11 @@ def _nested(data: dict[str, Any], name: str) -> str | None:
     return json.dumps(clean, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
+_EMPTY: dict[str, Any] = dict.fromkeys(FIELDS_BY_NAME)
+#: Fields person_row sets itself before the generic pass.
+_FIXED = frozenset({"full_name", "birth_date", "sex", "id_number", "secret_label"})
+
+
 def person_row(data: dict[str, Any], *, key: str, today: date) -> dict[str, Any]:
     """Validate a declared person and return the ``persons`` row (without ``key`` checks)."""
     unknown = set(data) - set(FIELDS_BY_NAME) - {"secret_label"}
@@ -93,9 +98,9 @@ def person_row(data: dict[str, Any], *, key: str, today: date) -> dict[str, Any]
         sex = Sex(str(data.get("sex")))
     except ValueError:
         raise InputError("sex must be 'male' or 'female'", field="sex", rule="enum") from None
-    row: dict[str, Any] = {"key": key, "full_name": full_name, "birth_date": str(birth),
-                           "birth_year": birth.year, "sex": sex.value,
-                           "secret_label": bool(data.get("secret_label", False))}
+    row: dict[str, Any] = {**_EMPTY, "key": key, "full_name": full_name,
+                           "birth_date": str(birth), "birth_year": birth.year,
+                           "sex": sex.value, "secret_label": bool(data.get("secret_label", False))}
     id_number = _text(data, "id_number")
     if id_number is not None:
         validate_id_number(id_number, birth_year=birth.year, sex=sex)
@@ -111,9 +116,7 @@ def person_row(data: dict[str, Any], *, key: str, today: date) -> dict[str, Any]
         code = _text(data, place)
         if code is not None and code.isdigit() and len(code) == 5:
             commune(code, field=place)
-    for name in FIELDS_BY_NAME:
-        if name in row:
-            continue
+    for name in data.keys() - _FIXED:  # only the fields given: the rest stay None
         row[name] = _nested(data, name) if name in NESTED_FIELDS else _text(data, name)
     for name in ("death_date", "missing_date", "current_living_since"):
         if row.get(name):
