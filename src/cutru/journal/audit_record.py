@@ -211,8 +211,7 @@ def sign_message(key: SigningKey, message: bytes) -> str:
     """Hex Ed25519 signature of ``message``. Every message cutru signs starts with its own
     ``...-v1\\n`` prefix, so one key may sign checkpoints and tree heads: neither can pass
     for the other."""
-    # SigningKey.sign takes checkpoints only; this reaches its key for the other message kind.
-    return key._private.sign(message).hex()
+    return key.sign_message(message)
 
 
 def verify_message(public_keys: Mapping[str, bytes], key_id: str, message: bytes,

@@ -125,6 +125,12 @@ class SigningKey:
         """A new key held in memory only (for tests; see :func:`generate_signing_key`)."""
         return cls(Ed25519PrivateKey.generate())
 
+    def sign_message(self, message: bytes) -> str:
+        """Hex Ed25519 signature of ``message``. Every message cutru signs begins with its
+        own ``cutru-...-v1\n`` prefix, so one key may sign several kinds without any passing
+        for another (checkpoints, audit tree heads, backup manifests)."""
+        return self._private.sign(message).hex()
+
     def sign(self, checkpoint: Checkpoint) -> SignedCheckpoint:
         """Sign ``checkpoint``, whose ``key_id`` must be this key's."""
         if problems := checkpoint.problems():
@@ -139,7 +145,7 @@ class SigningKey:
                 field="key_id",
                 rule="checkpoint.key_id",
             )
-        return SignedCheckpoint(checkpoint, self._private.sign(checkpoint.message()).hex())
+        return SignedCheckpoint(checkpoint, self.sign_message(checkpoint.message()))
 
     def __repr__(self) -> str:
         return f"<SigningKey {self.key_id}>"
