@@ -137,3 +137,18 @@ def test_policy_check_names_the_line(tmp_path: Path) -> None:
     r = cutru(tmp_path, "policy", "check", str(bad))
     assert r.returncode == 9
     assert f"line {target + 1}" in r.stderr and "etnicity" in r.stderr
+
+
+def test_show_is_audited(tmp_path: Path) -> None:
+    assert cutru(tmp_path, "demo", "seed", "--persons", "20", "--today",
+                 "2026-11-27").returncode == 0
+    with sqlite3.connect(tmp_path / "data" / "cutru.db") as conn:
+        key = conn.execute("select key from persons limit 1").fetchone()[0]
+    r = cutru(tmp_path, "show", "--person", key, "--purpose", "kiểm tra hồ sơ", "--json")
+    assert r.returncode == 0, r.stderr
+    with sqlite3.connect(tmp_path / "data" / "cutru.db") as conn:
+        record = conn.execute("select record from audit_log order by seq desc limit 1"
+                              ).fetchone()[0]
+    entry = json.loads(record)
+    assert entry["action"] == "read" and key in entry["subjects"]
+    assert entry["principal"].startswith("cli:") and entry["legal_basis"] == "kiểm tra hồ sơ"

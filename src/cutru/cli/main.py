@@ -91,6 +91,8 @@ def show(
     as_of: Annotated[str | None, typer.Option(help="The record as it was at this moment.")]
     = None,
     history: Annotated[bool, typer.Option(help="List the changes instead.")] = False,
+    purpose: Annotated[str, typer.Option(help="Why you read it (recorded in the audit log).")]
+    = "registry administration",
     as_json: Annotated[bool, typer.Option("--json", help="Plain JSON output.")] = False,
 ) -> None:
     """Show a person's or a household's record, now or --as-of a past moment, or its history."""
@@ -99,6 +101,8 @@ def show(
         if household:
             data: Any = (reg.history(household) if history
                          else reg.household(household, as_of=moment))
+            subjects = [household] + ([m["person_key"] for m in data["members"]]
+                                      if isinstance(data, dict) else [])
         else:
             key = person or (reg.find(id_number) if id_number else None)
             if key is None:
@@ -106,7 +110,21 @@ def show(
                 raise InputError("give --id-number, --person or --household", field="id_number",
                                  rule="required")
             data = reg.history(key) if history else reg.person(key, as_of=moment)
+            subjects = [key]
+        _audit_cli_read(reg, subjects, data, purpose)
         emit(data, as_json)
+
+
+def _audit_cli_read(reg: Any, subjects: list[str], data: Any, purpose: str) -> None:
+    """A read on the command line is accounted for like any other (as ``cli:<os user>``)."""
+    import getpass
+
+    from cutru.services.guard import system_event
+
+    fields = tuple(data.get("person", {})) if isinstance(data, dict) else ()
+    with reg.db.begin() as conn:
+        system_event(conn, f"cli:{getpass.getuser()}", "read", {"via": "cutru show"},
+                     now=reg.clock(), subjects=tuple(subjects), fields=fields, purpose=purpose)
 
 
 @app.command("import")

@@ -2,7 +2,6 @@
 audit records. :mod:`cutru.services.guard` builds the reads, writes, grants and audit views
 on it."""
 
-
 from __future__ import annotations
 
 from datetime import timedelta
@@ -157,14 +156,16 @@ class GuardCore:
 
 
 def system_event(conn: Connection, actor: str, action: str, detail: dict[str, str], *,
-                 now: Any) -> None:
-    """Audit an administrative act done outside a session (the command line, start-up):
-    account and key management, policy changes."""
+                 now: Any, subjects: tuple[str, ...] = (), fields: tuple[str, ...] = (),
+                 purpose: str | None = None) -> None:
+    """Audit an act done outside a session (the command line, start-up): account and key
+    management, policy changes, and a registry administrator's reads on the command line."""
     record = AuditRecord(seq=0, ts="", principal=actor, principal_kind="administrator",
                          agency=None, action=action, outcome="allowed",
-                         reason="allowed.administration", purpose_kind=None, legal_basis=None,
-                         case_number=None, subjects=(), fields=(), journal_seq=None,
-                         hidden_until=None, detail=detail)
+                         reason="allowed.administration", purpose_kind=None,
+                         legal_basis=purpose, case_number=None,
+                         subjects=tuple(sorted(set(subjects))), fields=tuple(sorted(set(fields))),
+                         journal_seq=None, hidden_until=None, detail=detail)
     audit_store.append(conn, record, now=now)
 
 
