@@ -8,8 +8,10 @@ buffered matches to the database's answer. Updates and deletes flush first.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Boolean, Connection, Table, delete, update
@@ -27,6 +29,7 @@ class Layout:
 
     names: tuple[str, ...]
     defaults: tuple[Any, ...]
+    values: Callable[[Row], tuple[Any, ...]]  # a row's values in column order
     booleans: tuple[int, ...]  # positions of boolean columns (SQLite returns 0/1)
     insert_sql: dict[str, str]  # paramstyle -> SQL
 
@@ -45,7 +48,7 @@ def layout(table_name: str) -> Layout:
         "qmark": f"INSERT INTO {table_name} ({cols}) VALUES ({', '.join('?' for _ in names)})",
         "format": f"INSERT INTO {table_name} ({cols}) VALUES ({', '.join('%s' for _ in names)})",
     }
-    return Layout(names, defaults, booleans, sql)
+    return Layout(names, defaults, itemgetter(*names), booleans, sql)
 
 
 def complete_row(table: Table, values: dict[str, Any]) -> Row:
@@ -54,7 +57,7 @@ def complete_row(table: Table, values: dict[str, Any]) -> Row:
     if len(values) > len(lay.names) or not values.keys() <= set(lay.names):
         unknown = sorted(set(values) - set(lay.names))
         raise KeyError(f"{table.name} has no column(s) {unknown}")
-    return {n: values.get(n, d) for n, d in zip(lay.names, lay.defaults, strict=True)}
+    return dict(zip(lay.names, map(values.get, lay.names, lay.defaults), strict=True))
 
 
 class RowWriter:
@@ -96,7 +99,7 @@ class RowWriter:
                 lay = layout(name)
                 self.conn.exec_driver_sql(
                     lay.insert_sql[self._paramstyle],
-                    [tuple(r[n] for n in lay.names) for r in rows.values()],
+                    list(map(lay.values, rows.values())),
                 )
         self._pending.clear()
         self._index.clear()
