@@ -52,8 +52,7 @@ class Database:
             with self.engine.begin() as conn:
                 yield conn
         except OperationalError as exc:
-            raise ConfigError(f"database unavailable: {exc.orig}", field="database_url",
-                              rule="db.unavailable") from exc
+            raise _unavailable(exc) from exc
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -63,11 +62,19 @@ class Database:
                 yield conn
                 conn.rollback()
         except OperationalError as exc:
-            raise ConfigError(f"database unavailable: {exc.orig}", field="database_url",
-                              rule="db.unavailable") from exc
+            raise _unavailable(exc) from exc
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _unavailable(exc: OperationalError) -> ConfigError:
+    text = str(exc.orig)
+    if "no such column" in text or "no such table" in text or "does not exist" in text:
+        return ConfigError(f"the database schema is not current ({text}); run `cutru init`",
+                           field="database_url", rule="db.schema")
+    return ConfigError(f"database unavailable: {text}", field="database_url",
+                       rule="db.unavailable")
 
 
 def _configure_sqlite(engine: Engine, synchronous: str) -> None:
