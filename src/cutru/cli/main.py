@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cutru.cli import admin, transactions
+from cutru.cli import admin, backup, transactions
 from cutru.cli.common import console, emit, progress_bar, registry
 from cutru.cli.errors import handled
 from cutru.config import load_settings
@@ -30,6 +30,7 @@ app.add_typer(admin.users, name="users")
 app.add_typer(admin.apikeys, name="apikeys")
 app.add_typer(admin.datakeys, name="datakeys")
 app.add_typer(admin.policy, name="policy")
+app.add_typer(backup.app, name="backup")
 app.command()(admin.serve)
 
 
