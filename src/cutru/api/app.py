@@ -33,6 +33,7 @@ from cutru.api.schemas import (
     TransactionPublic,
     VerifyPublic,
 )
+from cutru.backup.schedule import BackupSchedule
 from cutru.config import Settings
 from cutru.journal.audit_record import record_object
 from cutru.services.guard import Guard, Read, load_policy_audited
@@ -40,12 +41,13 @@ from cutru.services.registry import Registry
 
 
 def create_app(settings: Settings, *, registry: Registry | None = None,
-               policy: Policy | None = None) -> FastAPI:
+               policy: Policy | None = None, backup: BackupSchedule | None = None) -> FastAPI:
     app = FastAPI(title="cutru", version=__version__,
                   description="Vietnam's residence database: every call declares its purpose, "
                               "returns only the fields it allows, and is audited.")
     reg = registry or Registry(settings)
     app.state.guard = Guard(reg, policy or load_policy_audited(reg))
+    app.state.backup = backup
     errors.install(app)
     _routes(app)
     return app
@@ -151,7 +153,10 @@ def _routes(app: FastAPI) -> None:
     @app.get("/metrics", response_class=PlainTextResponse, include_in_schema=False)
     def metrics(g: GuardDep) -> str:
         """Prometheus text format; no personal data."""
-        return render_metrics(g.metrics())
+        figures = g.metrics()
+        if app.state.backup is not None:
+            figures |= app.state.backup.figures()
+        return render_metrics(figures)
 
     @app.get("/api/v1/me/access-log", response_model=AccessLogPublic)
     def access_log(who: CallerDep, g: GuardDep) -> AccessLogPublic:

@@ -19,4 +19,11 @@ def render_metrics(figures: dict[str, Any]) -> str:
           registry=reg).set(figures.get("audit_records", 0))
     Gauge("cutru_journal_entries", "Entries in the journal",
           registry=reg).set(figures.get("journal_entries", 0))
+    for name, doc in (("backup_last_snapshot_timestamp", "Unix time of the last snapshot"),
+                      ("backup_last_snapshot_bytes", "Bytes in the last snapshot"),
+                      ("backup_snapshots", "Snapshots taken by this server"),
+                      ("backup_errors", "Backup rounds that failed"),
+                      ("backup_archive_lag_entries", "Journal entries not yet archived")):
+        if name in figures:
+            Gauge(f"cutru_{name}", doc, registry=reg).set(figures[name])
     return generate_latest(reg).decode()

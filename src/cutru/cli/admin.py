@@ -163,15 +163,48 @@ def policy_show(ctx: typer.Context) -> None:
         console.print(table)
 
 
-def serve(ctx: typer.Context,
-          host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-          port: Annotated[int, typer.Option(help="Port.")] = 8000) -> None:
-    """Run the HTTP API (OpenAPI at /docs)."""
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    backup_repo: Annotated[str | None, typer.Option(
+        envvar="CUTRU_BACKUP_REPO", help="Back up to this repository while serving.")] = None,
+    backup_key_file: Annotated[Path | None, typer.Option(
+        envvar="CUTRU_BACKUP_KEY_FILE", help="Repository key file (else the passphrase in "
+        "CUTRU_BACKUP_PASSPHRASE).")] = None,
+    snapshot_minutes: Annotated[float, typer.Option(
+        envvar="CUTRU_SNAPSHOT_MINUTES", min=0.1, help="Minutes between snapshots.")] = 60.0,
+    archive_seconds: Annotated[float, typer.Option(
+        envvar="CUTRU_ARCHIVE_SECONDS", min=0.05, help="Seconds between journal segments.")]
+    = 1.0,
+) -> None:
+    """Run the HTTP API (OpenAPI at /docs) and, with a backup repository, the standing
+    backup duty: continuous journal archiving and scheduled snapshots."""
     import uvicorn
 
     from cutru.api.app import create_app
+    from cutru.backup.schedule import BackupSchedule
+    from cutru.cli.backup import open_repository_from
 
-    with handled():
-        app = create_app(settings(ctx))
+    with handled(), registry(ctx) as reg:
+        schedule = None
+        if backup_repo:
+            if reg.signing_key is None:
+                from cutru.errors import ConfigError
+                raise ConfigError("run `cutru init` first (no checkpoint key)",
+                                  field="key_dir", rule="keys.present")
+            schedule = BackupSchedule(
+                reg.db, lambda: open_repository_from(backup_repo, backup_key_file),
+                reg.signing_key, public_keys=reg.public_keys(),
+                external_checkpoint_path=reg.settings.external_checkpoint_path,
+                snapshot_interval=snapshot_minutes * 60, archive_interval=archive_seconds)
+            schedule.start()
+            console.print(f"backing up to {backup_repo}: journal every {archive_seconds} s, "
+                          f"snapshots every {snapshot_minutes} min")
+        app = create_app(reg.settings, registry=reg, backup=schedule)
         console.print(f"cutru API on http://{host}:{port} (OpenAPI at /docs)")
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        try:
+            uvicorn.run(app, host=host, port=port, log_level="warning")
+        finally:
+            if schedule is not None:
+                schedule.stop()

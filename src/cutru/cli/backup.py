@@ -90,6 +90,12 @@ def _repository(repo: str | None, key_file: Path | None) -> Iterator[Repository]
         target.close()
 
 
+def open_repository_from(repo: str, key_file: Path | None) -> Repository:
+    """An open repository whose target stays open (for the long-running schedule)."""
+    target = open_target(_location(repo), s3_endpoint=os.environ.get("CUTRU_BACKUP_S3_ENDPOINT"))
+    return Repository.open(target, _credential(key_file))
+
+
 def _signing_key(reg: Registry) -> SigningKey:
     if reg.signing_key is None:
         raise ConfigError(f"no checkpoint signing key in {reg.settings.key_dir}: run "
