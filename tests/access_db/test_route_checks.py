@@ -109,6 +109,9 @@ SPEC: dict[tuple[str, str], tuple[Call, str, tuple[str, ...] | None]] = {
     ("GET", "/api/v1/audit/{seq}/proof"): (
         lambda c, e: c.get("/api/v1/audit/1/proof", headers={**e["t"]["officer"], **REVIEW}),
         "deny", ("purpose",)),
+    ("GET", "/api/v1/backup/status"): (
+        lambda c, e: c.get("/api/v1/backup/status", headers={**e["t"]["officer"], **DUTY}),
+        "deny", ("purpose", "declaration", "action")),
     ("GET", "/api/v1/alerts"): (
         lambda c, e: c.get("/api/v1/alerts", headers={**e["t"]["officer"], **DUTY}),
         "deny", ("purpose", "declaration", "action")),

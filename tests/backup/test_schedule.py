@@ -33,7 +33,7 @@ def test_schedule_archives_snapshots_and_reports(registry: Registry, tmp_path: P
         adjust(registry, person_keys(registry, 3), "lịch")
         deadline = time.monotonic() + 30
         while (schedule.figures()["backup_archive_lag_entries"] or
-               not schedule.status.snapshots):
+               not schedule.status.drills):
             assert time.monotonic() < deadline, (schedule.figures(), schedule.status)
             time.sleep(0.1)
         with serving(create_app(registry.settings, registry=registry,
@@ -43,6 +43,8 @@ def test_schedule_archives_snapshots_and_reports(registry: Registry, tmp_path: P
         schedule.stop()
     assert "cutru_backup_archive_lag_entries 0.0" in text
     assert "cutru_backup_snapshots 1.0" in text
+    assert "cutru_backup_restore_drills 1.0" in text
+    assert schedule.report()["last_verified_snapshot"] == schedule.status.last_snapshot_name
     assert schedule.status.last_error is None
     repo = Repository.open(LocalTarget(tmp_path / "repo"), PASS)
     infos = list_snapshots(repo, registry.public_keys())

@@ -16,6 +16,7 @@ from cutru.api.metrics import render_metrics
 from cutru.api.schemas import (
     AccessLogPublic,
     AuditPublic,
+    BackupStatusPublic,
     GrantCreate,
     GrantDecisionCreate,
     GrantPublic,
@@ -145,6 +146,13 @@ def _routes(app: FastAPI) -> None:
     def audit_proof(seq: Annotated[int, Path(ge=1, le=2**62)], who: CallerDep,
                     why: PurposeDep, g: GuardDep) -> ProofPublic:
         return ProofPublic(**g.audit_proof(who, why, seq))
+
+    @app.get("/api/v1/backup/status", response_model=BackupStatusPublic)
+    def backup_status(who: CallerDep, why: PurposeDep, g: GuardDep) -> BackupStatusPublic:
+        schedule = app.state.backup
+        report = schedule.report() if schedule is not None else None
+        return BackupStatusPublic(status={"running": report is not None,
+                                          **g.backup_status(who, why, report)})
 
     @app.get("/api/v1/alerts", response_model=AuditPublic)
     def alerts(who: CallerDep, why: PurposeDep, g: GuardDep) -> AuditPublic:

@@ -23,7 +23,12 @@ def render_metrics(figures: dict[str, Any]) -> str:
                       ("backup_last_snapshot_bytes", "Bytes in the last snapshot"),
                       ("backup_snapshots", "Snapshots taken by this server"),
                       ("backup_errors", "Backup rounds that failed"),
-                      ("backup_archive_lag_entries", "Journal entries not yet archived")):
+                      ("backup_archive_lag_entries", "Journal entries not yet archived"),
+                      ("backup_last_verified_restorable_timestamp",
+                       "Unix time of the last restore drill that proved its digest"),
+                      ("backup_last_verified_restorable_age_seconds",
+                       "Age of the last verified restorable point (-1: none yet)"),
+                      ("backup_restore_drills", "Restore drills passed by this server")):
         if name in figures:
             Gauge(f"cutru_{name}", doc, registry=reg).set(figures[name])
     return generate_latest(reg).decode()

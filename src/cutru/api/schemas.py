@@ -101,3 +101,7 @@ class ProofPublic(BaseModel):
     record: dict[str, Any]
     head: dict[str, Any]
     proof: list[str]
+
+
+class BackupStatusPublic(BaseModel):
+    status: dict[str, Any]

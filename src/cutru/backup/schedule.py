@@ -15,6 +15,7 @@ from typing import Any
 
 from cutru.backup.archive import Archiver
 from cutru.backup.repository import Repository
+from cutru.backup.service import restore_drill
 from cutru.backup.snapshot import read_checkpoint_file, take_snapshot
 from cutru.errors import CutruError
 from cutru.journal.signing import SigningKey
@@ -33,6 +34,10 @@ class BackupStatus:
     last_snapshot_bytes: int = 0
     last_snapshot_new_bytes: int = 0
     snapshots: int = 0
+    last_verified_at: float | None = None  # the last restore drill that proved its digest
+    last_verified_snapshot: str | None = None
+    last_drill_ms: int = 0
+    drills: int = 0
     last_error: str | None = None
     errors: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -52,6 +57,7 @@ class BackupSchedule:
         self.signer = signer
         self.external_checkpoint_path = external_checkpoint_path
         self.snapshot_interval = snapshot_interval
+        self.public_keys = public_keys
         self.status = BackupStatus()
         self.archiver = Archiver(db, open_repository(), signer, public_keys=public_keys,
                                  external_checkpoint_path=external_checkpoint_path)
@@ -83,11 +89,22 @@ class BackupSchedule:
         self.status.snapshots += 1
         log.info("snapshot %s at entry %s", info.name, info.position.seq)
 
+    def drill_now(self, repo: Repository) -> None:
+        """Restore the newest snapshot and the archive after it into a scratch database and
+        prove it against the signed digest: the last *verified restorable* point."""
+        with repo.lock():
+            result, _ = restore_drill(repo, self.public_keys, signer=self.signer)
+        self.status.last_verified_at = time.time()
+        self.status.last_verified_snapshot = result.snapshot
+        self.status.last_drill_ms = result.duration_ms
+        self.status.drills += 1
+
     def _snapshots(self) -> None:
         repo = self.open_repository()
         while not self._stop.is_set():
             try:
                 self.snapshot_now(repo)
+                self.drill_now(repo)
                 self.status.last_error = None
             except Exception as exc:  # a standing duty keeps going; the error is kept
                 self.status.errors += 1
@@ -96,12 +113,28 @@ class BackupSchedule:
                 log.error("scheduled snapshot failed: %s", self.status.last_error)
             self._stop.wait(self.snapshot_interval)
 
+    def report(self) -> dict[str, Any]:
+        """The operator's view: no personal data, only what the duty did and when."""
+        st = self.status
+        return {"snapshots": st.snapshots, "last_snapshot": st.last_snapshot_name,
+                "last_snapshot_at": st.last_snapshot_at, "last_snapshot_bytes":
+                st.last_snapshot_bytes, "restore_drills": st.drills,
+                "last_verified_restorable_at": st.last_verified_at,
+                "last_verified_snapshot": st.last_verified_snapshot,
+                "last_drill_ms": st.last_drill_ms, "errors": st.errors,
+                "last_error": st.last_error, **self.figures()}
+
     def figures(self) -> dict[str, Any]:
         """Last snapshot time and size, and how far the archive is behind the journal."""
         with self.db.read() as conn:
             head = journal_store.read_head(conn)
         archived = self.archiver.position.seq if self.archiver.position else 0
+        verified = self.status.last_verified_at
         return {
+            "backup_last_verified_restorable_timestamp": verified or 0,
+            "backup_last_verified_restorable_age_seconds":
+                time.time() - verified if verified else -1,
+            "backup_restore_drills": self.status.drills,
             "backup_last_snapshot_timestamp": self.status.last_snapshot_at or 0,
             "backup_last_snapshot_bytes": self.status.last_snapshot_bytes,
             "backup_snapshots": self.status.snapshots,
