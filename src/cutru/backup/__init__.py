@@ -15,6 +15,14 @@ one part of it:
 ``lock``           shared and exclusive locks, stale-lock detection
 ``manifest``       Ed25519-signed manifests
 ``repository``     :class:`Repository`, which puts them together
+``snapshot``       online snapshots of the registry (projection, journal, checkpoints)
+``archive``        continuous, hash-linked journal segments; generations
+``restore``        a snapshot plus segments into a new database, proven by its digest
+``service``        targets by location, repository verification, restore drills
+``schedule``       the standing duty inside ``cutru serve``: archiving, snapshots, drills
+``retention``      keep-last/hourly/daily/weekly/monthly/yearly
+``prune``          forget snapshots and segments; remove unreferenced data, safely
+``copy``           snapshots and segments into a second repository
 =================  ==========================================================================
 """
 

@@ -100,17 +100,23 @@ class BackupSchedule:
         self.status.drills += 1
 
     def _snapshots(self) -> None:
-        repo = self.open_repository()
         while not self._stop.is_set():
+            # a fresh repository each round: the archiver writes to the same repository
+            # from its own thread, and the drill must see the index files it added
+            repo = None
             try:
+                repo = self.open_repository()
                 self.snapshot_now(repo)
-                self.drill_now(repo)
+                self.drill_now(self.open_repository())
                 self.status.last_error = None
             except Exception as exc:  # a standing duty keeps going; the error is kept
                 self.status.errors += 1
                 self.status.last_error = exc.message if isinstance(exc, CutruError) \
                     else type(exc).__name__
                 log.error("scheduled snapshot failed: %s", self.status.last_error)
+            finally:
+                if repo is not None:
+                    repo.target.close()
             self._stop.wait(self.snapshot_interval)
 
     def report(self) -> dict[str, Any]:

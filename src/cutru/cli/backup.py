@@ -23,8 +23,11 @@ from rich.table import Table
 
 from cutru.backup import KeyFile, Passphrase, Repository, generate_key_file, naming
 from cutru.backup.archive import Archiver, archive_once, list_segments
+from cutru.backup.copy import copy_all
 from cutru.backup.keys import Credential
 from cutru.backup.lock import Lock
+from cutru.backup.prune import forget_by_policy, prune
+from cutru.backup.retention import Policy
 from cutru.backup.service import (
     RestoreTest,
     last_restore_test,
@@ -33,6 +36,7 @@ from cutru.backup.service import (
     verify_repository,
 )
 from cutru.backup.snapshot import (
+    ManifestKey,
     SnapshotInfo,
     list_snapshots,
     read_checkpoint_file,
@@ -378,3 +382,108 @@ def key_change(repo: RepoOption = None, key_file: KeyFileOption = None,
         old = r.key_name
         console.print(f"key {old} replaced by {r.change_key(_new_credential(new_key_file))}")
 
+
+
+# --- retention, prune and copy ----------------------------------------------------------------
+
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Say what would be removed; "
+                                            "remove nothing.")]
+
+
+def _prune_now(r: Repository, keys: dict[str, bytes], dry_run: bool, as_json: bool
+               ) -> dict[str, Any]:
+    with _bar("prune: packs") as advance:
+        report = prune(r, keys, dry_run=dry_run, progress=lambda n: advance(n, None))
+    if not as_json:
+        verb = "would remove" if dry_run else "removed"
+        console.print(f"prune {verb} {report.packs_removed} of {report.packs_before} packs "
+                      f"(repacking {report.packs_repacked} into {report.packs_written} new); "
+                      f"{_mib(report.bytes_before)} → {_mib(report.bytes_after)}; "
+                      f"{report.blobs_used} blobs in use")
+    return report.to_dict()
+
+
+@app.command("forget")
+def forget_(
+    ctx: typer.Context, repo: RepoOption = None, key_file: KeyFileOption = None,
+    keep_last: Annotated[int, typer.Option("--keep-last", min=0,
+                                           help="Keep the N newest snapshots.")] = 0,
+    keep_hourly: Annotated[int, typer.Option("--keep-hourly", min=0, help="Keep the newest "
+                                             "of each of the last N hours.")] = 0,
+    keep_daily: Annotated[int, typer.Option("--keep-daily", min=0, help="… days.")] = 0,
+    keep_weekly: Annotated[int, typer.Option("--keep-weekly", min=0, help="… ISO weeks.")] = 0,
+    keep_monthly: Annotated[int, typer.Option("--keep-monthly", min=0, help="… months.")] = 0,
+    keep_yearly: Annotated[int, typer.Option("--keep-yearly", min=0, help="… years.")] = 0,
+    and_prune: Annotated[bool, typer.Option("--prune", help="Then remove the data no "
+                                            "snapshot needs any more.")] = False,
+    dry_run: DryRunOption = False, as_json: JsonOption = False,
+) -> None:
+    """Forget the snapshots a retention policy does not keep (restic's --keep-* rules), and
+    the journal segments no kept snapshot needs; with --prune, remove their data too."""
+    policy = Policy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly)
+    with handled(), registry(ctx) as reg, _repository(repo, key_file) as r, \
+            r.lock(exclusive=True):
+        keys = reg.public_keys()
+        result = forget_by_policy(r, policy, public_keys=keys, dry_run=dry_run)
+        out: dict[str, Any] = {"forget": result.to_dict(), "policy": policy.to_dict()}
+        if not as_json:
+            verb = "would forget" if dry_run else "forgot"
+            for c, why in result.decision.keep if result.decision else []:
+                console.print(f"keep   {c.name}  ({', '.join(why)})")
+            for name in result.forgotten:
+                console.print(f"forget {name}")
+            console.print(f"{verb} {len(result.forgotten)} snapshots and "
+                          f"{len(result.segments)} journal segments")
+        if and_prune:
+            out["prune"] = _prune_now(r, keys, dry_run, as_json)
+        if as_json:
+            emit(out, True)
+
+
+@app.command("prune")
+def prune_(ctx: typer.Context, repo: RepoOption = None, key_file: KeyFileOption = None,
+           dry_run: DryRunOption = False, as_json: JsonOption = False) -> None:
+    """Remove the data no snapshot refers to (repacking packs that mix used and unused
+    blobs); safe to interrupt at any moment."""
+    with handled(), registry(ctx) as reg, _repository(repo, key_file) as r, \
+            r.lock(exclusive=True):
+        out = _prune_now(r, reg.public_keys(), dry_run, as_json)
+        if as_json:
+            emit(out, True)
+
+
+@app.command("copy")
+def copy(
+    ctx: typer.Context,
+    snapshot: Annotated[str | None, typer.Argument(
+        help="The snapshot to copy (default: every snapshot the destination lacks).")] = None,
+    to: Annotated[str | None, typer.Option(
+        "--to", help="The destination repository: a directory or s3://bucket/prefix.")] = None,
+    to_key_file: Annotated[Path | None, typer.Option(
+        "--to-key-file", help="The destination's key file (else the passphrase in "
+        "CUTRU_BACKUP_TO_PASSPHRASE).")] = None,
+    repo: RepoOption = None, key_file: KeyFileOption = None, as_json: JsonOption = False,
+) -> None:
+    """Copy snapshots and the journal archive into a second repository (re-chunked under its
+    keys, signed again with the checkpoint key)."""
+    with handled(), registry(ctx) as reg, _repository(repo, key_file) as src, src.lock():
+        if not to:
+            raise ConfigError("give the destination repository with --to", field="to",
+                              rule="backup.copy_destination")
+        target = open_target(to, s3_endpoint=os.environ.get("CUTRU_BACKUP_S3_ENDPOINT"))
+        try:
+            dst = Repository.open(target, _credential(
+                to_key_file, env="CUTRU_BACKUP_TO_PASSPHRASE"))
+            with dst.lock(), _bar("copy: streams and segments") as advance:
+                result = copy_all(src, dst, ManifestKey(_signing_key(reg)),
+                                  public_keys=reg.public_keys(),
+                                  names=None if snapshot is None else [snapshot],
+                                  progress=lambda n: advance(n, None))
+        finally:
+            target.close()
+        if as_json:
+            emit(result.to_dict(), True)
+            return
+        console.print(f"copied {len(result.snapshots)} snapshots ({len(result.skipped)} "
+                      f"already there) and {len(result.segments)} journal segments to {to}; "
+                      f"{result.new_blobs} new blobs ({_mib(result.new_bytes)})")
