@@ -35,7 +35,7 @@ try:
 except ImportError:  # not installed (no ./dev venv): use the source tree
     sys.path.insert(0, str(ROOT / "src"))
 
-from bench_common import Steps, console  # noqa: E402
+from bench_common import Steps, console, cpu_model  # noqa: E402
 from bench_ours import open_registry, timed_import  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
@@ -70,22 +70,12 @@ def check_tools() -> dict[str, str]:
     return versions
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def load() -> str:
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def machine(tools: dict[str, str]) -> dict[str, Any]:
-    return {"cpu": _cpu_model(), "nproc": os.cpu_count(),
+    return {"cpu": cpu_model(), "nproc": os.cpu_count(),
             "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
             "python": platform.python_version(), "sqlite_lib": sqlite3.sqlite_version,
             **tools, "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}

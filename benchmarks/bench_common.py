@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import platform
 import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from types import TracebackType
 
 from rich.console import Console
@@ -106,6 +108,17 @@ def latency(samples: list[float]) -> dict[str, float]:
     p99 = ordered[min(n - 1, math.ceil(0.99 * n) - 1)]
     return {"n": n, "median_ms": statistics.median(ordered) * 1e3, "p99_ms": p99 * 1e3,
             "mean_ms": statistics.fmean(ordered) * 1e3, "max_ms": ordered[-1] * 1e3}
+
+
+def cpu_model() -> str:
+    """The processor's name, for the report's machine table."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def rate(count: int, seconds: float) -> float:

@@ -39,7 +39,7 @@ import bench_report  # noqa: E402
 import bench_sqlite  # noqa: E402
 import psycopg  # noqa: E402
 import sqlalchemy  # noqa: E402
-from bench_common import TODAY, Steps, console, rate  # noqa: E402
+from bench_common import TODAY, Steps, console, cpu_model, rate  # noqa: E402
 from bench_ours import (  # noqa: E402
     as_of_point,
     counts,
@@ -61,16 +61,6 @@ WITH_JOURNAL = (*PROJECTION, journal, journal_subjects)
 
 
 # -- the machine ------------------------------------------------------------------------------
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _ram_bytes() -> int:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -95,7 +85,7 @@ def _commit() -> str | None:
 
 def machine(pg_version: str | None) -> dict[str, Any]:
     return {
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),
         "ram_bytes": _ram_bytes(),
