@@ -152,3 +152,32 @@ def test_show_is_audited(tmp_path: Path) -> None:
     entry = json.loads(record)
     assert entry["action"] == "read" and key in entry["subjects"]
     assert entry["principal"].startswith("cli:") and entry["legal_basis"] == "kiểm tra hồ sơ"
+
+
+def test_account_key_and_data_key_commands(tmp_path: Path) -> None:
+    assert cutru(tmp_path, "init").returncode == 0
+    pw = "mật-khẩu-thật-dài-1"
+    add = cutru(tmp_path, "users", "add", "vks-hn", "--kind", "agency_procedural", "--unit",
+                "province:01", "--function", "prosecution", "--password", pw)
+    assert add.returncode == 0, add.stderr
+    short = cutru(tmp_path, "users", "add", "x", "--kind", "officer", "--unit",
+                  "commune:00070", "--password", "ngắn")
+    assert short.returncode == 3 and "password.min_length" in short.stderr
+    assert cutru(tmp_path, "users", "update", "vks-hn", "--role", "kiểm sát viên",
+                 "--clearance").returncode == 0
+    listed = cutru(tmp_path, "users", "list")
+    assert "vks-hn" in listed.stdout and "yes" in listed.stdout
+    key = cutru(tmp_path, "apikeys", "create", "vks-hn", "--scope", "proceedings")
+    assert key.returncode == 0 and key.stdout.strip().startswith("ck_")
+    key_id = key.stdout.strip().split("_")[1]
+    assert cutru(tmp_path, "apikeys", "revoke", key_id).returncode == 0
+    assert cutru(tmp_path, "users", "disable", "vks-hn").returncode == 0
+    assert "version 2" in cutru(tmp_path, "datakeys", "rotate").stdout
+    assert cutru(tmp_path, "datakeys", "rewrap").returncode == 0
+    shown = cutru(tmp_path, "policy", "show")
+    assert shown.returncode == 0 and "proceedings" in shown.stdout
+    with sqlite3.connect(tmp_path / "data" / "cutru.db") as conn:
+        actions = [json.loads(r[0])["action"] for r in
+                   conn.execute("select record from audit_log order by seq")]
+    assert {"principal.create", "principal.update", "api_key.create", "api_key.revoke",
+            "principal.disable", "policy_change"} <= set(actions)
