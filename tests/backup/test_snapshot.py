@@ -22,7 +22,6 @@ from cutru.backup.snapshot import (
     entry_line,
     list_snapshots,
     parse_entry_line,
-    projection_digest,
     stored_entries,
     take_snapshot,
 )
@@ -120,8 +119,6 @@ def test_round_trip_restores_the_same_rows_journal_and_digest(registry: Registry
     with target.read() as conn:
         assert journal_store.list_checkpoints(conn) == live_checkpoints
         restored_head = journal_store.read_head(conn)
-        # the backup layer's own digest is the recovery layer's, to the byte
-        assert projection_digest(conn)[0] == integrity.projection_state(conn)[0]
     assert (restored_head.seq, restored_head.hash, restored_head.state) == \
         (head.seq, head.hash, head.state)
     report = integrity.verify(target, public_keys=registry.public_keys())

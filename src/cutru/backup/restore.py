@@ -30,7 +30,6 @@ from cutru.backup.snapshot import (
     SnapshotInfo,
     StoredEntry,
     load_snapshot,
-    projection_digest,
     read_stream,
 )
 from cutru.errors import (
@@ -46,6 +45,7 @@ from cutru.journal.entry import GENESIS, Entry
 from cutru.journal.signing import SignedCheckpoint, verify_checkpoint
 from cutru.store import audit_store, journal_store, migrate
 from cutru.store.engine import Database
+from cutru.store.projection import projection_state
 from cutru.store.rows import RowWriter, layout
 from cutru.store.schema import PROJECTION, checkpoints, journal, journal_head, journal_subjects
 
@@ -113,7 +113,7 @@ def restore_snapshot(repo: Repository, name: str, target_db: Database, *,
             raise NotFound(f"the archive continues snapshot {name} only to entry "
                            f"{position.seq}, not to {upto}", field="upto",
                            rule="backup.restore_position")
-        state, count = projection_digest(conn)
+        state, count = projection_state(conn)
         if state.digest() != position.state_digest:
             raise ProjectionMismatch(
                 f"the restored tables give state digest {state.digest()}, not the digest "

@@ -47,7 +47,7 @@ from cutru.journal.lthash import LtHash, row_element
 from cutru.journal.signing import SignedCheckpoint, SigningKey
 from cutru.store import journal_store, migrate
 from cutru.store.engine import Database
-from cutru.store.rows import layout
+from cutru.store.projection import ROW_BATCH, table_rows
 from cutru.store.schema import PROJECTION, journal
 
 SNAPSHOT_FORMAT = 1
@@ -58,7 +58,6 @@ CHECKPOINT_STREAM = "checkpoints"
 STREAMS = (*(t.name for t in PROJECTION), JOURNAL_STREAM, CHECKPOINT_STREAM)
 TREE_MAGIC = b"CTTR\x01"
 TREE_FANOUT = 4096  # blob ids per tree blob (128 KiB)
-ROW_BATCH = 5000  # rows per query (keyset pagination by key)
 _BLOCK = 1 << 20  # bytes handed to the chunker at a time
 
 #: ``progress(done, total)``: ``done`` more rows or entries were handled, of ``total``.
@@ -225,48 +224,6 @@ def consistent_read(db: Database) -> Iterator[Connection]:
         if conn.dialect.name == "postgresql":
             conn.execution_options(isolation_level="REPEATABLE READ")
         yield conn
-
-
-def table_rows(conn: Connection, table: Table, batch: int = ROW_BATCH
-               ) -> Iterator[dict[str, Any]]:
-    """Row images of ``table`` in key order, read ``batch`` rows at a time (keyset paging,
-    so each query walks the primary key index)."""
-    names = layout(table.name).names
-    last: str | None = None
-    while True:
-        stmt = select(table).order_by(table.c.key).limit(batch)
-        if last is not None:
-            stmt = stmt.where(table.c.key > last)
-        rows = conn.execute(stmt).all()
-        for row in rows:
-            yield dict(zip(names, row, strict=True))
-        if len(rows) < batch:
-            return
-        last = str(rows[-1][0])
-
-
-def projection_digest(conn: Connection, progress: Callable[[int], None] | None = None
-                      ) -> tuple[LtHash, int]:
-    """The state of the projection recomputed from its tables, and the number of rows.
-
-    The same computation as ``cutru.recovery.integrity.projection_state`` (which this layer
-    may not import); a test holds the two to the same result."""
-    state, count = LtHash.empty(), 0
-    for table in PROJECTION:
-        batch: list[bytes] = []
-        for row in table_rows(conn, table):
-            batch.append(row_element(table.name, row["key"], canonical.encode_row(row)))
-            if len(batch) >= ROW_BATCH:
-                state.add_many(batch)
-                count += len(batch)
-                if progress:
-                    progress(len(batch))
-                batch = []
-        state.add_many(batch)
-        count += len(batch)
-        if progress and batch:
-            progress(len(batch))
-    return state, count
 
 
 def registry_id(conn: Connection) -> str:

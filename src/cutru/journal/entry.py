@@ -106,11 +106,6 @@ class Entry:
         return hashlib.sha256(ENTRY_PREFIX + body).hexdigest()
 
 
-def hash_body(body: dict[str, Any]) -> str:
-    """Hex SHA-256 of the prefix and the canonical encoding of an entry body."""
-    return hashlib.sha256(ENTRY_PREFIX + canonical.encode(body)).hexdigest()
-
-
 def encode_changes(changes: tuple[Change, ...] | list[Change]) -> bytes:
     """Canonical encoding of the ``changes`` list, equal to ``canonical.encode`` of it."""
     return b"[" + b",".join(c.encoded for c in changes) + b"]"

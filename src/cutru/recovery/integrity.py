@@ -14,16 +14,16 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, update
 
 from cutru.errors import CheckpointInvalid, JournalChainBroken, ProjectionMismatch
-from cutru.journal import canonical
 from cutru.journal.entry import GENESIS, Entry
-from cutru.journal.lthash import LtHash, row_element
+from cutru.journal.lthash import LtHash
 from cutru.journal.signing import SignedCheckpoint, verify_checkpoint
 from cutru.store import journal_store
 from cutru.store.engine import Database
-from cutru.store.rows import RowWriter, layout
+from cutru.store.projection import iter_projection_rows, projection_state
+from cutru.store.rows import RowWriter
 from cutru.store.schema import PROJECTION, journal_head
 
 Progress = Callable[[int], None]
@@ -55,29 +55,6 @@ class Report:
 
 def _noop(_: int) -> None:
     return None
-
-
-def iter_projection_rows(conn: Connection) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    for table in PROJECTION:
-        names = layout(table.name).names  # plain str keys, in schema order
-        for row in conn.execute(select(table).order_by(table.c.key)):
-            image = dict(zip(names, row, strict=True))
-            yield table.name, image["key"], image
-
-
-def projection_state(conn: Connection, progress: Progress = _noop) -> tuple[LtHash, int]:
-    """The state digest recomputed from the live tables (not from the head)."""
-    state, n, batch = LtHash.empty(), 0, []
-    for table, key, row in iter_projection_rows(conn):
-        batch.append(row_element(table, key, canonical.encode_row(row)))
-        n += 1
-        if len(batch) >= 5000:
-            state.add_many(batch)
-            progress(len(batch))
-            batch = []
-    state.add_many(batch)
-    progress(len(batch))
-    return state, n
 
 
 def _check_chain(conn: Connection, report: Report, progress: Progress
