@@ -25,7 +25,8 @@ process exit (``cutru.cli.errors``) and one to an HTTP response (the API's error
     │   └── Throttled                        HTTP 429   an abuse rule throttles the principal
     ├── ConcurrencyConflict         exit 7   HTTP 409   the record changed under the caller
     │   ├── ObjectExists                                backup name taken (write-once)
-    │   └── RepositoryLocked                            a backup lock conflicts
+    │   ├── RepositoryLocked                            a backup lock conflicts
+    │   └── RevertConflict                              a revert meets later changes to a row
     ├── IntegrityFailure            exit 6   HTTP 500   verification found tampering or damage
     │   ├── JournalChainBroken
     │   ├── CheckpointInvalid
@@ -174,6 +175,13 @@ class ConcurrencyConflict(CutruError):
     exit_code = 7
     http_status = 409
     code = "conflict"
+
+
+class RevertConflict(ConcurrencyConflict):
+    """A revert would undo a row that a later, kept change also changed: each such conflict
+    must be resolved explicitly (``conflicts`` lists them)."""
+
+    code = "revert_conflict"
 
 
 class IntegrityFailure(CutruError):

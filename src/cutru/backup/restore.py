@@ -77,12 +77,13 @@ class RestoreResult:
 
 def restore_snapshot(repo: Repository, name: str, target_db: Database, *,
                      public_keys: Mapping[str, bytes], upto: int | None = None,
-                     segments: bool = True, progress: Progress = _no_progress
-                     ) -> RestoreResult:
+                     segments: bool = True, progress: Progress = _no_progress,
+                     generation: int | None = None) -> RestoreResult:
     """Restore snapshot ``name`` into ``target_db`` (created or upgraded to the current
     schema; it must hold no registry yet), then apply archived entries up to journal
     position ``upto`` (None: as far as the archive continues the snapshot; ``segments=False``:
-    the snapshot alone). The caller holds a shared repository lock."""
+    the snapshot alone), following archive ``generation`` where histories part (default: the
+    snapshot's own, then the newest). The caller holds a shared repository lock."""
     started = time.monotonic()
     snap = load_snapshot(repo, name, public_keys)
     base = snap.position
@@ -106,7 +107,8 @@ def restore_snapshot(repo: Repository, name: str, target_db: Database, *,
             conn.execute(insert(checkpoints), [_checkpoint_row(cp) for cp in cps])
         used: list[str] = []
         if segments and (upto is None or upto > base.seq):
-            last = _apply_segments(conn, repo, snap, last, upto, public_keys, used, progress)
+            last = _apply_segments(conn, repo, snap, last, upto, public_keys, used, progress,
+                                   generation)
         position = Position(last.seq, last.hash, last.ts, last.digest) if last.seq > base.seq \
             else base
         if upto is not None and position.seq != upto:
@@ -237,10 +239,10 @@ def _checkpoint_row(cp: SignedCheckpoint) -> dict[str, Any]:
 
 def _apply_segments(conn: Connection, repo: Repository, snap: SnapshotInfo, last: _Last,
                     upto: int | None, public_keys: Mapping[str, bytes], used: list[str],
-                    progress: Progress) -> _Last:
+                    progress: Progress, generation: int | None) -> _Last:
     """Replay archived entries after the snapshot, following the hash chain from it."""
     writer = RowWriter(conn)
-    for name, entries in continuation(repo, snap, public_keys, upto):
+    for name, entries in continuation(repo, snap, public_keys, upto, generation):
         used.append(name)
         applied = []
         for entry in entries:
@@ -262,16 +264,19 @@ def _apply_segments(conn: Connection, repo: Repository, snap: SnapshotInfo, last
 
 
 def continuation(repo: Repository, snap: SnapshotInfo, public_keys: Mapping[str, bytes],
-                 upto: int | None = None) -> Iterator[tuple[str, list[Entry]]]:
+                 upto: int | None = None, generation: int | None = None
+                 ) -> Iterator[tuple[str, list[Entry]]]:
     """The segments that continue ``snap``, in order, each loaded and checked: from the
     snapshot's position, the next segment is one holding the following entry whose ``prev``
-    is the hash reached so far (the snapshot's generation first, then newer ones). Stops
-    where no segment continues the chain (or at ``upto``); a damaged candidate refuses."""
+    is the hash reached so far (``generation`` first if given, else the snapshot's, then
+    newer ones). Stops where no segment continues the chain (or at ``upto``); a damaged
+    candidate refuses."""
     names = list_segments(repo)
+    prefer = generation if generation is not None else snap.generation
     seq, head = snap.position.seq, snap.position.chain_head
     while upto is None or seq < upto:
         candidates = sorted((s for s in names if s.first <= seq + 1 <= s.last),
-                            key=lambda s: (s.generation == snap.generation, s.generation,
+                            key=lambda s: (s.generation == prefer, s.generation,
                                            s.last), reverse=True)
         problem: IntegrityFailure | NotFound | None = None
         chosen: tuple[str, list[Entry]] | None = None

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cutru.cli import admin, backup, transactions
+from cutru.cli import admin, backup, recover, transactions
 from cutru.cli.common import console, emit, progress_bar, registry
 from cutru.cli.errors import handled
 from cutru.config import load_settings
@@ -31,6 +31,9 @@ app.add_typer(admin.apikeys, name="apikeys")
 app.add_typer(admin.datakeys, name="datakeys")
 app.add_typer(admin.policy, name="policy")
 app.add_typer(backup.app, name="backup")
+app.add_typer(recover.restore_app, name="restore")
+app.add_typer(recover.recover_app, name="recover")
+app.add_typer(recover.incident_app, name="incident")
 app.command()(admin.serve)
 
 

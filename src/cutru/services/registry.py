@@ -55,6 +55,8 @@ class Registry:
                                  checkpoint_interval=settings.checkpoint_interval,
                                  new_key=new_key)
         self.runner.on_commit = self._after_batch
+        if (settings.data_dir / "swap-intent.json").exists():
+            self.finish_swap()
 
     # -- set-up ---------------------------------------------------------------------------
     def init(self) -> str:
@@ -70,6 +72,36 @@ class Registry:
             self._signing_key = load_signing_key(self.settings.signing_key_path)
             self.runner.signing_key = self._signing_key
         return self._signing_key.key_id
+
+    def finish_swap(self) -> dict[str, Any] | None:
+        """Complete a restore's swap (``cutru restore apply --swap``) that a crash may have
+        interrupted. The intent file names the restored head: if the live database now has
+        it, the swap happened, and the checkpoint kept outside the database is re-signed for
+        it (the old one kept beside it); if not, the live database was never touched."""
+        path = self.settings.data_dir / "swap-intent.json"
+        try:
+            body = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            raise ConfigError(f"{path} is damaged: inspect it, then remove it",
+                              field="data_dir", rule="restore.intent") from None
+        with self.db.read() as conn:
+            head = journal_store.read_head(conn)
+            entry = journal_store.get_entry(conn, head.seq) if head.seq else None
+        swapped = (head.seq, head.hash) == (body["seq"], body["chain_head"])
+        if swapped and entry is not None:
+            ext = self.settings.external_checkpoint_path
+            with _file_lock(ext.with_name(ext.name + ".lock")):
+                if ext.exists():
+                    os.replace(ext, ext.with_name(f"latest-checkpoint.replaced-{body['at']}.json"))
+                if self._signing_key is not None:
+                    cp = Checkpoint(entry.seq, entry.hash, entry.digest, entry.ts,
+                                    self._signing_key.key_id)
+                    _write_durably(ext, json.dumps(self._signing_key.sign(cp).to_dict())
+                                   .encode())
+        path.unlink()
+        return {**body, "outcome": "swapped" if swapped else "not swapped"}
 
     @property
     def signing_key(self) -> SigningKey | None:

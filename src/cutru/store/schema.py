@@ -187,6 +187,8 @@ journal = Table(
     Column("digest", String(64), nullable=False),
     Column("prev", String(64), nullable=False),
     Column("hash", String(64), nullable=False, unique=True),
+    # "the first change by this account after 09:00" (cutru.recovery.locate)
+    Index("ix_journal_actor_ts", "actor", "ts"),
 )
 
 journal_subjects = Table(
@@ -347,5 +349,56 @@ audit_heads = Table(
     Column("key_id", String(16), nullable=False),
     Column("signature", String(128), nullable=False),
 )
+
+# -- incidents and recovery (cutru.services.recovery, docs/operations.md): not residence data,
+# so not in the journal; the compensating entries a recovery writes are, and name the incident.
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("trigger", String(24), nullable=False),  # destroyed | cyber_attack | unauthorised
+    Column("fault", String(24), nullable=False),  # error | damage | improper_adjustment
+    Column("discovered_at", String(27), nullable=False),
+    Column("opened_at", String(27), nullable=False),
+    Column("opened_by", String(64), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("status", String(10), nullable=False),  # open | closed
+    Column("point_seq", Integer, nullable=True),  # the restore point chosen
+    Column("closed_at", String(27), nullable=True),
+    Column("closed_by", String(64), nullable=True),
+)
+
+incident_events = Table(
+    "incident_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", String(32), nullable=False, index=True),
+    Column("ts", String(27), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("detail", Text, nullable=False),
+)
+
+recovery_requests = Table(
+    "recovery_requests",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("incident_id", String(32), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # revert | scoped
+    Column("requested_by", String(64), nullable=False),
+    Column("requested_at", String(27), nullable=False),
+    Column("legal_basis", Text, nullable=False),
+    Column("params", Text, nullable=False),
+    Column("plan_digest", String(64), nullable=False),
+    Column("status", String(10), nullable=False),  # pending | applied | refused | cancelled
+    Column("approved_by", String(64), nullable=True),
+    Column("decided_at", String(27), nullable=True),
+    Column("result", Text, nullable=True),
+)
+
+#: Tables that are not residence data and not in snapshots' projection: a restored database
+#: takes them over from the one it replaces (accounts, audit trail, incidents).
+OPERATIONAL = (principals, credentials, sessions, api_keys, grants, alerts, audit_log,
+               audit_subjects, audit_heads, incidents, incident_events, recovery_requests)
 
 APPEND_ONLY = (journal, checkpoints, audit_log, audit_heads)
