@@ -112,6 +112,18 @@ SPEC: dict[tuple[str, str], tuple[Call, str, tuple[str, ...] | None]] = {
     ("GET", "/api/v1/backup/status"): (
         lambda c, e: c.get("/api/v1/backup/status", headers={**e["t"]["officer"], **DUTY}),
         "deny", ("purpose", "declaration", "action")),
+    ("GET", "/api/v1/restore/plan"): (
+        lambda c, e: c.get("/api/v1/restore/plan", params={"to": "1"},
+                           headers={**e["t"]["officer"], **DUTY}),
+        "deny", ("purpose", "declaration", "action")),
+    ("GET", "/api/v1/incidents"): (
+        lambda c, e: c.get("/api/v1/incidents", headers={**e["t"]["officer"], **DUTY}),
+        "deny", ("purpose", "declaration", "action")),
+    ("POST", "/api/v1/incidents"): (
+        lambda c, e: c.post("/api/v1/incidents", headers={**e["t"]["officer"], **DUTY},
+                            json={"trigger": "destroyed", "fault": "damage",
+                                  "discovered_at": "2026-11-27T08:00", "summary": "x"}),
+        "deny", ("purpose", "declaration", "action")),
     ("GET", "/api/v1/alerts"): (
         lambda c, e: c.get("/api/v1/alerts", headers={**e["t"]["officer"], **DUTY}),
         "deny", ("purpose", "declaration", "action")),

@@ -23,11 +23,15 @@ from cutru.api.schemas import (
     GrantQueuePublic,
     HistoryPublic,
     HouseholdPublic,
+    IncidentCreate,
+    IncidentPublic,
+    IncidentsPublic,
     LoginCreate,
     LoginPublic,
     LookupCreate,
     ProofPublic,
     RecordPublic,
+    RestorePlanPublic,
     SearchCreate,
     SearchPublic,
     TransactionCreate,
@@ -49,6 +53,8 @@ def create_app(settings: Settings, *, registry: Registry | None = None,
     reg = registry or Registry(settings)
     app.state.guard = Guard(reg, policy or load_policy_audited(reg))
     app.state.backup = backup
+    if backup is not None:
+        app.state.guard.backup_repository = backup.open_repository
     errors.install(app)
     _routes(app)
     return app
@@ -153,6 +159,25 @@ def _routes(app: FastAPI) -> None:
         report = schedule.report() if schedule is not None else None
         return BackupStatusPublic(status={"running": report is not None,
                                           **g.backup_status(who, why, report)})
+
+    @app.get("/api/v1/restore/plan", response_model=RestorePlanPublic)
+    def restore_plan(who: CallerDep, why: PurposeDep, g: GuardDep,
+                     to: Annotated[str, Query(min_length=1, max_length=40)],
+                     before: bool = False,
+                     generation: Annotated[str | None, Query(max_length=16)] = None
+                     ) -> RestorePlanPublic:
+        """The restore plan for a position or a time; touches nothing (operators)."""
+        return RestorePlanPublic(plan=g.restore_plan(who, why, to=to, before=before,
+                                                     generation=generation))
+
+    @app.get("/api/v1/incidents", response_model=IncidentsPublic)
+    def incidents(who: CallerDep, why: PurposeDep, g: GuardDep) -> IncidentsPublic:
+        return IncidentsPublic(incidents=g.incidents(who, why))
+
+    @app.post("/api/v1/incidents", response_model=IncidentPublic, status_code=201)
+    def incident_open(body: IncidentCreate, who: CallerDep, why: PurposeDep, g: GuardDep
+                      ) -> IncidentPublic:
+        return IncidentPublic(incident=g.open_incident(who, why, **body.model_dump()))
 
     @app.get("/api/v1/alerts", response_model=AuditPublic)
     def alerts(who: CallerDep, why: PurposeDep, g: GuardDep) -> AuditPublic:

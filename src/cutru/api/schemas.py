@@ -105,3 +105,24 @@ class ProofPublic(BaseModel):
 
 class BackupStatusPublic(BaseModel):
     status: dict[str, Any]
+
+
+class RestorePlanPublic(BaseModel):
+    plan: dict[str, Any]
+
+
+class IncidentCreate(Strict):
+    trigger: str = Field(max_length=24, description="destroyed | cyber_attack | "
+                         "unauthorised_access")
+    fault: str = Field(max_length=24, description="error | damage | improper_adjustment")
+    discovered_at: str = Field(max_length=40, description="When it was discovered (ISO 8601; "
+                               "without an offset: Vietnam time)")
+    summary: str = Field(min_length=1, max_length=2000)
+
+
+class IncidentPublic(BaseModel):
+    incident: dict[str, Any]
+
+
+class IncidentsPublic(BaseModel):
+    incidents: list[dict[str, Any]]
