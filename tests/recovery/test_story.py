@@ -25,6 +25,7 @@ from cutru.services import recovery
 from cutru.services import restore as rs
 from cutru.services.recovery import Recovery
 from cutru.services.registry import Registry
+from cutru.services.restore import check_against_archive
 from cutru.store import journal_store
 from cutru.store.engine import Database
 from tests.backup.test_snapshot import BASIS, OFFICER, new_repo, person_keys, seed, tables
@@ -165,12 +166,14 @@ def test_the_whole_story(registry: Registry, tmp_path: Path, clock: Clock) -> No
     # ... and swapped in, the old registry kept, accounts carried over
     swapped = rec.swap_in(url, incident=inc, requested_by="auditor-1",
                           approver=rec.authenticate("head-1", PASSWORD),
-                          legal_basis="QĐ 13/QĐ-CAX")
+                          legal_basis="QĐ 13/QĐ-CAX", generation=p.generation)
     assert swapped["position"] == then.seq and swapped["outcome"] == "swapped"
     live = Registry(reg.settings, clock=clock)
     try:
         assert live.journal_length() == then.seq
         assert live.verify().ok  # the checkpoint outside the database now signs this head
+        # the archive still holds the replaced history: a restore on record, not a cut
+        assert check_against_archive(live.db, repo, keys) == []
         assert tables(live.db) == copy_then
         assert Recovery(live).authenticate("head-1", PASSWORD).id == "head-1"
         with live.db.read() as conn:

@@ -43,16 +43,19 @@ from cutru.config import Settings
 from cutru.journal.audit_record import record_object
 from cutru.services.guard import Guard, Read, load_policy_audited
 from cutru.services.registry import Registry
+from cutru.services.watch import IntegrityWatch
 
 
 def create_app(settings: Settings, *, registry: Registry | None = None,
-               policy: Policy | None = None, backup: BackupSchedule | None = None) -> FastAPI:
+               policy: Policy | None = None, backup: BackupSchedule | None = None,
+               watch: IntegrityWatch | None = None) -> FastAPI:
     app = FastAPI(title="cutru", version=__version__,
                   description="Vietnam's residence database: every call declares its purpose, "
                               "returns only the fields it allows, and is audited.")
     reg = registry or Registry(settings)
     app.state.guard = Guard(reg, policy or load_policy_audited(reg))
     app.state.backup = backup
+    app.state.watch = watch
     if backup is not None:
         app.state.guard.backup_repository = backup.open_repository
     errors.install(app)
@@ -189,6 +192,8 @@ def _routes(app: FastAPI) -> None:
         figures = g.metrics()
         if app.state.backup is not None:
             figures |= app.state.backup.figures()
+        if app.state.watch is not None:
+            figures |= app.state.watch.figures()
         return render_metrics(figures)
 
     @app.get("/api/v1/me/access-log", response_model=AccessLogPublic)

@@ -28,7 +28,11 @@ def render_metrics(figures: dict[str, Any]) -> str:
                        "Unix time of the last restore drill that proved its digest"),
                       ("backup_last_verified_restorable_age_seconds",
                        "Age of the last verified restorable point (-1: none yet)"),
-                      ("backup_restore_drills", "Restore drills passed by this server")):
+                      ("backup_restore_drills", "Restore drills passed by this server"),
+                      ("integrity_ok", "1 when the last scheduled integrity check passed"),
+                      ("integrity_last_check_timestamp",
+                       "Unix time of the last scheduled integrity check"),
+                      ("integrity_checks_total", "Scheduled integrity checks run")):
         if name in figures:
             Gauge(f"cutru_{name}", doc, registry=reg).set(figures[name])
     return generate_latest(reg).decode()

@@ -240,13 +240,37 @@ DEMO_PASSWORD = "cutru-demo-2026"
 def verify(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Report as JSON.")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="The scheduled check: the chain since "
+                                        "the newest checkpoint and the live tables against "
+                                        "the running digest (no full replay).")] = False,
+    backup_repo: Annotated[str | None, typer.Option(
+        envvar="CUTRU_BACKUP_REPO", help="Also compare the journal with this backup "
+        "repository's archive (a journal cut back or rewritten).")] = None,
+    backup_key_file: Annotated[Path | None, typer.Option(
+        envvar="CUTRU_BACKUP_KEY_FILE", help="Repository key file (else "
+        "CUTRU_BACKUP_PASSPHRASE).")] = None,
 ) -> None:
-    """Check the journal chain, the signed checkpoints and the projection against the digest.
-    Exit code 6 when anything is wrong."""
+    """Check the journal chain, the signed checkpoints and the projection against the digest;
+    pinpoint rows that differ and since which entry. Exit code 6 when anything is wrong."""
+    from cutru.recovery import integrity
+
     with handled(), registry(ctx) as reg:
         total = reg.journal_length()
         with progress_bar("verifying", None) as advance:
-            report = reg.verify(progress=advance)
+            if quick:
+                from cutru.services.registry import _read_checkpoint_file
+
+                report = integrity.quick_check(
+                    reg.db, public_keys=reg.public_keys(), progress=advance,
+                    external=_read_checkpoint_file(reg.settings.external_checkpoint_path))
+            else:
+                report = reg.verify(progress=advance)
+        if backup_repo:
+            from cutru.cli.backup import _repository
+            from cutru.services.restore import check_against_archive
+
+            with _repository(backup_repo, backup_key_file) as r, r.lock():
+                report.problems.extend(check_against_archive(reg.db, r, reg.public_keys()))
         data = {"ok": report.ok, "entries": report.entries, "rows": report.rows,
                 "checkpoints": report.checkpoints, "digest": report.digest,
                 "problems": [p.__dict__ for p in report.problems]}

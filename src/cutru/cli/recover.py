@@ -424,7 +424,8 @@ def apply_(
         if swap:
             assert incident and requested_by and legal_basis and who
             data["swap"] = rec.swap_in(url, incident=incident, requested_by=requested_by,
-                                       approver=who, legal_basis=legal_basis)
+                                       approver=who, legal_basis=legal_basis,
+                                       generation=p.generation)
             if not as_json:
                 s = data["swap"]
                 console.print(f"[green]✓[/green] the restored database is now live; the "

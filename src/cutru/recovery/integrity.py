@@ -216,3 +216,44 @@ def rebuild(db: Database, progress: Progress = _noop) -> str:
             seq=last.seq if last else 0, hash=last.hash if last else GENESIS,
             ts=last.ts if last else "", lthash=state.to_bytes()))
         return recorded
+
+
+def quick_check(db: Database, *, public_keys: Mapping[str, bytes],
+                external: SignedCheckpoint | None = None, progress: Progress = _noop) -> Report:
+    """The check ``cutru serve`` runs on a schedule: the chain from the newest signed
+    checkpoint to the head (links, hashes, digests), the head against it, the checkpoints
+    (a journal cut back below one is caught), and the live projection against the head's
+    running digest -- without replaying the journal from its start. A projection mismatch
+    is then pinpointed row by row (that part replays the journal)."""
+    report = Report()
+    with db.read() as conn:
+        cps = journal_store.list_checkpoints(conn)
+        start = max((c.checkpoint.seq for c in cps), default=0)
+        head = journal_store.read_head(conn)
+        start = min(start, head.seq)
+        base = journal_store.get_entry(conn, start) if start else None
+        prev_hash, prev_ts = (base.hash, base.ts) if base else (GENESIS, "")
+        last = base
+        expected = start + 1
+        for e in journal_store.iter_entries(conn, start=start + 1):
+            if e.seq != expected:
+                report.problems.append(Problem("chain", f"entry {expected} is missing "
+                                               f"(next present is {e.seq})", seq=expected))
+            if e.prev != prev_hash or e.computed_hash() != e.hash or e.ts < prev_ts:
+                report.problems.append(Problem("chain", f"entry {e.seq} was altered or does "
+                                               "not link to its predecessor", seq=e.seq))
+            prev_hash, prev_ts, expected, last = e.hash, e.ts, e.seq + 1, e
+            report.entries += 1
+        if last is not None and (head.seq, head.hash) != (last.seq, last.hash):
+            report.problems.append(Problem("head", f"the journal head says {head.seq} but the "
+                                           f"journal ends at {last.seq}", seq=head.seq))
+        if last is not None and head.state.digest() != last.digest:
+            report.problems.append(Problem("head", "the stored running digest differs from "
+                                           "the digest the last entry records"))
+        _check_checkpoints(conn, report, public_keys, external, last)
+        live, report.rows = projection_state(conn, progress)
+        report.digest = live.digest()
+        if live != head.state:
+            report.problems.extend(pinpoint(conn) or [Problem(
+                "projection", "the live tables do not give the journal's state digest")])
+    return report

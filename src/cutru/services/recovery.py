@@ -358,7 +358,8 @@ class Recovery:
                             "ask the commune-police head or the administrator")
 
     def swap_in(self, restored_url: str, *, incident: str, requested_by: str,
-                approver: Principal, legal_basis: str) -> dict[str, Any]:
+                approver: Principal, legal_basis: str, generation: int | None = None
+                ) -> dict[str, Any]:
         """Make a restored database the live one (see :mod:`cutru.services.restore`)."""
         from cutru.services import restore as rs
         from cutru.store.engine import Database
@@ -395,6 +396,7 @@ class Recovery:
                 add_event(conn, incident, actor=approver.id, kind="restore_swapped", now=now,
                           detail=detail)
                 set_point(conn, incident, head[0])
+                rs.record_restored_from(conn, generation, head[0], head[1])
         finally:
             restored.dispose()
         rs.intent(self.registry.settings, restored_url=restored_url, head=head,

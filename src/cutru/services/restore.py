@@ -32,7 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, delete, insert, select, text
 from sqlalchemy.engine import make_url
 
 from cutru.backup.archive import list_segments, load_segment, segment_name
@@ -42,11 +42,12 @@ from cutru.backup.snapshot import SnapshotInfo, list_snapshots
 from cutru.config import Settings
 from cutru.errors import ConfigError, InputError, NotFound, ProjectionMismatch
 from cutru.journal.entry import Entry
+from cutru.recovery.integrity import Problem
 from cutru.recovery.locate import local_time, parse_moment
 from cutru.store import journal_store
 from cutru.store.engine import Database
 from cutru.store.projection import projection_state
-from cutru.store.schema import OPERATIONAL, audit_state
+from cutru.store.schema import OPERATIONAL, audit_state, meta
 
 Progress = Callable[[int], None]
 
@@ -473,3 +474,66 @@ def intent(settings: Settings, *, restored_url: str, head: tuple[int, str, str],
 def head_of(conn: Connection) -> tuple[int, str]:
     head = journal_store.read_head(conn)
     return head.seq, head.hash
+
+
+# --- the live journal against the backup archive -------------------------------------------------
+
+RESTORED_FROM = "restored_from"
+
+
+def check_against_archive(db: Database, repo: Repository, keys: Mapping[str, bytes]
+                          ) -> list[Problem]:
+    """A journal cut back to an older valid prefix, or rewritten, as the backup archive sees
+    it: the archive's newest generation must be a prefix of the live journal, or the live
+    journal a prefix of it that a recorded restore explains."""
+    from cutru.backup.archive import ArchivePosition, archived_position
+
+    pos = archived_position(repo, keys)
+    if not isinstance(pos, ArchivePosition) and pos.kind == "start":
+        snaps = list_snapshots(repo, keys)  # no segment yet: the newest snapshot's position
+        if not snaps:
+            return []
+        newest = max(snaps, key=lambda s: s.position.seq).position
+        with db.read() as conn:
+            live = journal_store.get_entry(conn, newest.seq) if newest.seq else None
+            end = journal_store.last_seq(conn)
+        if newest.seq and live is None:
+            return [Problem("truncation", f"a backup snapshot holds entries up to "
+                            f"{newest.seq} but the live journal ends at {end}",
+                            seq=end + 1)]
+        if live is not None and live.hash != newest.chain_head:
+            return [Problem("chain", f"journal entry {newest.seq} differs from the one the "
+                            "backup snapshot holds: the journal was rewritten",
+                            seq=newest.seq)]
+        return []
+    if not isinstance(pos, ArchivePosition):
+        return [Problem("archive", f"the backup archive cannot be compared: {pos.message}")]
+    with db.read() as conn:
+        head = journal_store.read_head(conn)
+        row = conn.execute(select(meta.c.value).where(meta.c.name == RESTORED_FROM)).scalar()
+        restored = json.loads(row) if row else None
+        if pos.seq <= head.seq:
+            live = journal_store.get_entry(conn, pos.seq)
+            if live is None or live.hash != pos.hash:
+                return [Problem("chain", f"journal entry {pos.seq} differs from the one the "
+                                "backup archive holds: the journal was rewritten",
+                                seq=pos.seq)]
+            return []
+    if restored and restored.get("generation") in (None, pos.generation) and \
+            restored.get("seq") == head.seq and restored.get("chain_head") == head.hash:
+        return []  # restored to here on purpose; the archive holds the replaced history
+    arch = _Archive(repo, keys)
+    found = arch.at_seq(pos.generation, head.seq) if head.seq else None
+    if head.seq == 0 or (found is not None and found.chain_head == head.hash):
+        return [Problem("truncation", f"the backup archive holds entries up to {pos.seq} but "
+                        f"the live journal ends at {head.seq}: entries {head.seq + 1}.."
+                        f"{pos.seq} were removed", seq=head.seq + 1)]
+    return [Problem("chain", f"journal entry {head.seq} differs from the one the backup "
+                    "archive holds: the journal was rewritten", seq=head.seq)]
+
+
+def record_restored_from(conn: Connection, repo_generation: int | None, seq: int,
+                         chain_head: str) -> None:
+    body = json.dumps({"generation": repo_generation, "seq": seq, "chain_head": chain_head})
+    conn.execute(delete(meta).where(meta.c.name == RESTORED_FROM))
+    conn.execute(insert(meta).values(name=RESTORED_FROM, value=body))
