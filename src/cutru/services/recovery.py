@@ -49,6 +49,9 @@ from cutru.store.schema import (
     recovery_requests,
     residences,
 )
+from cutru.store.schema import (
+    households as hh_table,
+)
 
 TRIGGERS = ("destroyed", "cyber_attack", "unauthorised_access")
 FAULTS = ("error", "damage", "improper_adjustment")
@@ -464,6 +467,10 @@ def apply_compensations(tx: Tx, compensations: list[Compensation]) -> None:
     people, households = subjects_of(compensations)
     tx.touch(*sorted(people), *sorted(households))
     for hk in sorted(households):
+        if tx.rows.get(hh_table, hk) is None and tx.select(household_members, household_key=hk):
+            raise violation("household.exists", f"{LAW} Art. 10",
+                            "the result would leave members in a household that no longer "
+                            "exists", household_key=hk)
         hh_ops.check_invariants(tx, hk)
     for pk in sorted(people):
         check_person(tx, pk)
