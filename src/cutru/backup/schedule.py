@@ -6,6 +6,7 @@ metrics endpoint reports (last snapshot time and size, archiving lag).
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from cutru.store.engine import Database
 
 log = logging.getLogger("cutru.backup")
 
+DRILL_HISTORY = 20
+
 
 @dataclass
 class BackupStatus:
@@ -41,6 +44,8 @@ class BackupStatus:
     last_error: str | None = None
     errors: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the newest drills, passed or failed: when, point restored, duration
+    drill_history: list[dict[str, Any]] = field(default_factory=list)
 
 
 class BackupSchedule:
@@ -64,6 +69,7 @@ class BackupSchedule:
         self._archive_interval = archive_interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._rng = random.Random()
 
     def start(self) -> None:
         self.archiver.start(self._archive_interval)
@@ -90,14 +96,31 @@ class BackupSchedule:
         log.info("snapshot %s at entry %s", info.name, info.position.seq)
 
     def drill_now(self, repo: Repository) -> None:
-        """Restore the newest snapshot and the archive after it into a scratch database and
-        prove it against the signed digest: the last *verified restorable* point."""
-        with repo.lock():
-            result, _ = restore_drill(repo, self.public_keys, signer=self.signer)
+        """Restore the newest snapshot and the archive after it, to a random recent point,
+        into a scratch database and prove it against the signed digest: the last *verified
+        restorable* point. Every drill, passed or failed, is recorded with its duration."""
+        started = time.time()
+        try:
+            with repo.lock():
+                result, _ = restore_drill(repo, self.public_keys, signer=self.signer,
+                                          rng=self._rng)
+        except Exception as exc:
+            self._record_drill({"at": started, "ok": False, "duration_ms":
+                                int((time.time() - started) * 1000),
+                                "error": exc.message if isinstance(exc, CutruError)
+                                else type(exc).__name__})
+            raise
         self.status.last_verified_at = time.time()
         self.status.last_verified_snapshot = result.snapshot
         self.status.last_drill_ms = result.duration_ms
         self.status.drills += 1
+        self._record_drill({"at": started, "ok": True, "snapshot": result.snapshot,
+                            "position": result.position.seq, "rows": result.rows,
+                            "duration_ms": result.duration_ms})
+
+    def _record_drill(self, drill: dict[str, Any]) -> None:
+        self.status.drill_history.append(drill)
+        del self.status.drill_history[:-DRILL_HISTORY]
 
     def _snapshots(self) -> None:
         while not self._stop.is_set():
@@ -127,7 +150,8 @@ class BackupSchedule:
                 st.last_snapshot_bytes, "restore_drills": st.drills,
                 "last_verified_restorable_at": st.last_verified_at,
                 "last_verified_snapshot": st.last_verified_snapshot,
-                "last_drill_ms": st.last_drill_ms, "errors": st.errors,
+                "last_drill_ms": st.last_drill_ms, "drills": list(st.drill_history),
+                "errors": st.errors,
                 "last_error": st.last_error, **self.figures()}
 
     def figures(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ the last *verified restorable* point was (:func:`last_restore_test`).
 
 from __future__ import annotations
 
+import random
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,12 @@ from typing import Any
 from cutru.backup import naming
 from cutru.backup.archive import generation_gaps, list_segments, load_segment, segment_name
 from cutru.backup.repository import Repository
-from cutru.backup.restore import RestoreResult, restorable_snapshot, restore_snapshot
+from cutru.backup.restore import (
+    RestoreResult,
+    continuation,
+    restorable_snapshot,
+    restore_snapshot,
+)
 from cutru.backup.snapshot import KIND as SNAPSHOT_KIND
 from cutru.backup.snapshot import TREE_MAGIC, ManifestKey, Position, SnapshotInfo
 from cutru.backup.targets import Kind, LocalTarget, RetryingTarget, Target
@@ -244,18 +250,31 @@ def _check_segments(repo: Repository, public_keys: Mapping[str, bytes], report: 
 # --- the restore drill ------------------------------------------------------------------------
 
 
+def recent_point(repo: Repository, public_keys: Mapping[str, bytes], snap: SnapshotInfo,
+                 rng: random.Random) -> int:
+    """A random journal position the archive reaches from ``snap`` (the drill's point)."""
+    end = snap.position.seq
+    for _name, entries in continuation(repo, snap, public_keys):
+        end = entries[-1].seq
+    return rng.randint(snap.position.seq, end) if end > snap.position.seq else end
+
+
 def restore_drill(repo: Repository, public_keys: Mapping[str, bytes], *,
                   signer: SigningKey | None = None, scratch_dir: Path | None = None,
-                  progress: Progress = _no_progress) -> tuple[RestoreResult, str | None]:
+                  progress: Progress = _no_progress, rng: random.Random | None = None
+                  ) -> tuple[RestoreResult, str | None]:
     """Restore the newest snapshot and the segments that continue it into a scratch SQLite
-    database, proving the result against the signed digest; with ``signer``, save a signed
-    ``restore-test`` record (its name is returned). Failure raises, and records nothing."""
+    database -- to the end of the archive, or with ``rng`` to a random point the archive
+    reaches after the snapshot -- proving the result against the signed digest; with
+    ``signer``, save a signed ``restore-test`` record (its name is returned). Failure
+    raises, and records nothing."""
     snap = restorable_snapshot(repo, public_keys)
+    upto = recent_point(repo, public_keys, snap, rng) if rng is not None else None
     with tempfile.TemporaryDirectory(prefix="cutru-restore-test-", dir=scratch_dir) as tmp:
         db = Database(f"sqlite:///{Path(tmp) / 'restore-test.db'}", sqlite_synchronous="OFF")
         try:
             result = restore_snapshot(repo, snap.name, db, public_keys=public_keys,
-                                      progress=progress)
+                                      progress=progress, upto=upto)
         finally:
             db.dispose()
     if signer is None:
