@@ -368,6 +368,7 @@ class Recovery:
         from cutru.store.engine import Database
 
         self.check_approver(approver, requested_by)
+        rs.require_not_serving(self.registry.settings)
         if not legal_basis.strip():
             raise InputError("a restore needs its legal basis", field="legal_basis",
                              rule="recovery.legal_basis")

@@ -21,12 +21,14 @@ moment leaves the live database either untouched or fully replaced (see
 from __future__ import annotations
 
 import bisect
+import fcntl
 import json
 import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -537,3 +539,34 @@ def record_restored_from(conn: Connection, repo_generation: int | None, seq: int
     body = json.dumps({"generation": repo_generation, "seq": seq, "chain_head": chain_head})
     conn.execute(delete(meta).where(meta.c.name == RESTORED_FROM))
     conn.execute(insert(meta).values(name=RESTORED_FROM, value=body))
+
+
+# --- a swap never happens under a running server ----------------------------------------------
+
+
+@contextmanager
+def serving(settings: Settings) -> Iterator[None]:
+    """Held by `cutru serve` while it runs (a shared lock in the data directory)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(settings.data_dir / "serve.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def require_not_serving(settings: Settings) -> None:
+    path = settings.data_dir / "serve.lock"
+    if not path.exists():
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except BlockingIOError:
+        raise ConfigError("`cutru serve` is running on this registry: stop it before the "
+                          "swap", field="database_url", rule="restore.live_idle") from None
+    finally:
+        os.close(fd)
