@@ -46,7 +46,7 @@ from cutru.journal.signing import SignedCheckpoint, verify_checkpoint
 from cutru.store import audit_store, journal_store, migrate
 from cutru.store.engine import Database
 from cutru.store.projection import projection_state
-from cutru.store.rows import RowWriter, layout
+from cutru.store.rows import layout, replace_rows
 from cutru.store.schema import PROJECTION, checkpoints, journal, journal_head, journal_subjects
 
 BATCH = 2000
@@ -240,8 +240,10 @@ def _checkpoint_row(cp: SignedCheckpoint) -> dict[str, Any]:
 def _apply_segments(conn: Connection, repo: Repository, snap: SnapshotInfo, last: _Last,
                     upto: int | None, public_keys: Mapping[str, bytes], used: list[str],
                     progress: Progress, generation: int | None) -> _Last:
-    """Replay archived entries after the snapshot, following the hash chain from it."""
-    writer = RowWriter(conn)
+    """Replay archived entries after the snapshot, following the hash chain from it. The
+    rows take their final images at the end, in bulk (after-images are whole rows); the
+    digest recomputed from the tables then proves the result."""
+    final: dict[tuple[str, str], Any] = {}
     for name, entries in continuation(repo, snap, public_keys, upto, generation):
         used.append(name)
         applied = []
@@ -251,15 +253,15 @@ def _apply_segments(conn: Connection, repo: Repository, snap: SnapshotInfo, last
             if upto is not None and entry.seq > upto:
                 break
             for change in entry.changes:
-                writer.apply(change)
+                final[(change.table, change.key)] = change.after
             applied.append(StoredEntry(
                 entry.seq, entry.ts, entry.actor, entry.purpose, entry.operation,
                 entry.subjects, entry.raw_changes or b"", entry.digest, entry.prev,
                 entry.hash))
             last = _Last(entry.seq, entry.hash, entry.ts, entry.digest)
-        writer.flush()
         _insert_entries(conn, applied)
         progress(len(applied))
+    replace_rows(conn, final)
     return last
 
 

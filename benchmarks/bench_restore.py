@@ -1,0 +1,332 @@
+"""Measure restoring to the moment before, against restic, borg and SQLite's ``.restore``.
+
+    python benchmarks/bench_restore.py --persons 100000 [--persons 1000000] [--out ...]
+
+For each size N: seed a SQLite registry through the library (as ``cutru demo seed`` does),
+begin the archive with a snapshot (``archive_once``), then write more journal after it: an
+import of ``--extra`` persons, ``--rogue`` improper adjustments by one account inside a window
+and as many legitimate ones, archived as segments. Then, side by side in one run:
+
+1. **Restoring the newest snapshot** into a new database, its digest recomputed and proved
+   (``restore_snapshot`` without segments) against ``restic restore`` and ``borg extract`` of
+   the same database file and ``sqlite3 NEW .restore BACKUP``; the peers' backups are made
+   first and not timed.
+2. **Point-in-time replay**: the same snapshot plus every archived entry after it, to the
+   newest entry (``cutru restore apply``'s work); the replay rate is the extra entries over
+   the extra time.
+3. **Locating a restore point** by actor and window: "the first change by this account after
+   T" and "its changes between T1 and T2" (``cutru recover find``), median of repeats.
+4. **Verify**: the quick check (``cutru verify --quick``) and the live digest alone against
+   ``PRAGMA quick_check``; pinpointing after a direct edit (``pinpoint``, which replays the
+   journal), in projection rows per second.
+
+restic, borg and sqlite3 come from Debian's packages: ``apt-get install restic borgbackup
+sqlite3``. Writes docs/benchmarks-restore.md and benchmarks/results-restore.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+try:
+    import cutru  # noqa: F401
+except ImportError:  # not installed (no ./dev venv): use the source tree
+    sys.path.insert(0, str(ROOT / "src"))
+
+from bench_backup import PASSPHRASE, check_tools, load, machine, run, size, wal_checkpoint  # noqa: E402
+from bench_common import Steps, console  # noqa: E402
+from bench_ours import open_registry, timed_import  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+from cutru.backup import Passphrase, Repository  # noqa: E402
+from cutru.backup.archive import archive_once  # noqa: E402
+from cutru.backup.restore import restore_snapshot  # noqa: E402
+from cutru.backup.snapshot import list_snapshots  # noqa: E402
+from cutru.backup.targets import LocalTarget  # noqa: E402
+from cutru.journal.entry import format_ts  # noqa: E402
+from cutru.recovery import integrity  # noqa: E402
+from cutru.recovery.locate import Query, find  # noqa: E402
+from cutru.services import people  # noqa: E402
+from cutru.services import restore as rs  # noqa: E402
+from cutru.services.registry import Registry  # noqa: E402
+from cutru.store import journal_store  # noqa: E402
+from cutru.store.engine import Database  # noqa: E402
+from cutru.store.projection import projection_state  # noqa: E402
+
+ROGUE, OFFICER, BASIS = "officer-rogue", "officer-bench", "Law on Residence 68/2020/QH14"
+TARGETS = {"replay_entries_per_s": 20_000, "locate_s": 1.0, "quick_rows_per_s": 1_000_000,
+           "pinpoint_rows_per_s": 200_000}
+
+
+def person_keys(reg: Registry, n: int) -> list[str]:
+    with reg.db.read() as conn:
+        rows = conn.execute(text("SELECT key FROM persons ORDER BY key")).all()
+    step = max(1, len(rows) // n)
+    return [str(r[0]) for r in rows[::step][:n]]
+
+
+def now_ts(reg: Registry) -> str:
+    return format_ts(reg.clock())
+
+
+def after_snapshot(reg: Registry, args: argparse.Namespace, steps: Steps
+                   ) -> dict[str, Any]:
+    """Journal written after the snapshot: ``--extra`` adjustments by a batch job (one entry
+    each, 2,000 per transaction), then a rogue window among legitimate work."""
+    keys = person_keys(reg, args.extra)
+    with steps.task("adjustments after the snapshot", len(keys)) as advance:
+        for start in range(0, len(keys), 2000):
+            with reg.runner.batch() as batch:
+                for i, key in enumerate(keys[start:start + 2000], start=start):
+                    with batch.unit("officer-batch", BASIS, "person.adjust") as tx:
+                        people.adjust_information(tx, key, {"occupation": f"đợt {i}"})
+            advance(len(keys[start:start + 2000]))
+    keys = person_keys(reg, 2 * args.rogue)
+    window_start = now_ts(reg)
+    with steps.task("improper and legitimate adjustments", 2 * args.rogue) as advance:
+        for i in range(args.rogue):
+            reg.adjust_information(ROGUE, BASIS, keys[2 * i], {"occupation": f"sửa {i}"})
+            reg.adjust_information(OFFICER, BASIS, keys[2 * i + 1],
+                                   {"occupation": f"hợp lệ {i}"})
+            advance(2)
+    return {"window_start": window_start, "window_end": now_ts(reg)}
+
+
+def timed_restore(repo: Repository, keys: dict[str, bytes], snap: str, work: Path, label: str,
+                  **kw: Any) -> tuple[float, Any]:
+    db = Database(f"sqlite:///{work / label / 'cutru.db'}")
+    try:
+        t0 = perf_counter()
+        with repo.lock():
+            result = restore_snapshot(repo, snap, db, public_keys=keys, **kw)
+        return perf_counter() - t0, result
+    finally:
+        db.dispose()
+
+
+def median_time(fn: Any, repeats: int) -> tuple[float, Any]:
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = perf_counter()
+        out = fn()
+        times.append(perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def one_size(persons: int, work: Path, steps: Steps, args: argparse.Namespace
+             ) -> dict[str, Any]:
+    work.mkdir(parents=True)
+    res: dict[str, Any] = {"persons": persons, "load_start": load(), "extra": args.extra,
+                           "rogue": args.rogue}
+    env = {**os.environ, "RESTIC_PASSWORD": PASSPHRASE, "BORG_PASSPHRASE": PASSPHRASE,
+           "RESTIC_CACHE_DIR": str(work / "restic-cache"),
+           "BORG_BASE_DIR": str(work / "borg-base"), "BORG_RELOCATED_REPO_ACCESS_IS_OK": "yes"}
+    reg = open_registry(work, "reg", seed=args.seed)
+    try:
+        seeded = timed_import(reg, persons=persons, seed=args.seed, actor="demo-seed",
+                              batch_lines=2000, steps=steps,
+                              description=f"{persons:,}: seeding the registry")
+        res["seed_seconds"] = seeded["seconds"]
+        signer = reg.signing_key
+        assert signer is not None
+        keys = {signer.key_id: signer.public_key_bytes}
+        db_file = reg.settings.data_dir / "cutru.db"
+        repo = Repository.init(LocalTarget(work / "ours"), Passphrase(PASSPHRASE))
+        with repo.lock():
+            archive_once(reg.db, repo, signer)  # the snapshot that begins the archive
+        snap = list_snapshots(repo, keys)[-1]
+        wal_checkpoint(db_file)
+        res["db_bytes"] = size(db_file)[0]
+        res["snapshot_rows"] = snap.rows
+
+        # 1. the newest snapshot, restored ------------------------------------------------
+        steps.note("  peers' backups (not timed)")
+        run(["restic", "-r", str(work / "restic"), "init"], env)
+        run(["restic", "-r", str(work / "restic"), "backup", "--quiet", str(db_file)], env)
+        run(["borg", "init", "--encryption=repokey", str(work / "borg")], env)
+        run(["borg", "create", "--compression", "zstd,3", f"{work / 'borg'}::full",
+             str(db_file)], env)
+        run(["sqlite3", str(db_file), f".backup '{work / 'sqlite-backup.db'}'"], env)
+        restore: dict[str, Any] = {}
+        seconds, result = timed_restore(repo, keys, snap.name, work, "ours-snap",
+                                        segments=False)
+        restore["ours"] = {"seconds": seconds, "rows": result.rows,
+                           "digest_ok": result.digest == snap.position.state_digest}
+        steps.note(f"  restore_snapshot: {seconds:.2f} s")
+        restore["restic"] = {"seconds": run(["restic", "-r", str(work / "restic"), "restore",
+                                             "latest", "--target", str(work / "restic-out")],
+                                            env)}
+        (work / "borg-out").mkdir()
+        t0 = perf_counter()
+        proc = subprocess.run(["borg", "extract", f"{work / 'borg'}::full"], env=env,
+                              cwd=work / "borg-out", capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"borg extract failed: {proc.stderr[-300:]}")
+        restore["borg"] = {"seconds": perf_counter() - t0}
+        restore["sqlite3"] = {"seconds": run(["sqlite3", str(work / "sqlite-restored.db"),
+                                              f".restore '{work / 'sqlite-backup.db'}'"], env)}
+        res["restore"] = restore
+
+        # 2. point-in-time replay ---------------------------------------------------------
+        window = after_snapshot(reg, args, steps)
+        with repo.lock():
+            archive_once(reg.db, repo, signer, public_keys=keys)
+        head = reg.journal_length()
+        t0 = perf_counter()
+        with repo.lock():
+            plan = rs.plan(repo, keys, str(head))
+        plan_seconds = perf_counter() - t0
+        seconds, result = timed_restore(repo, keys, snap.name, work, "ours-pitr", upto=head)
+        replayed = head - snap.position.seq
+        extra = max(seconds - restore["ours"]["seconds"], 1e-9)
+        res["pitr"] = {"seconds": seconds, "entries": replayed, "plan_seconds": plan_seconds,
+                       "segments": len(plan.segments), "replay_seconds": extra,
+                       "entries_per_s": replayed / extra,
+                       "digest_ok": result.digest == plan.state_digest}
+        steps.note(f"  point-in-time: {replayed:,} entries replayed in {extra:.2f} s")
+
+        # 3. locating a restore point ----------------------------------------------------
+        with reg.db.read() as conn:
+            total_entries = journal_store.last_seq(conn)
+            first_s, first = median_time(lambda: find(conn, Query(
+                actor=ROGUE, since=window["window_start"]), limit=1), args.repeats)
+            window_s, found = median_time(lambda: find(conn, Query(
+                actor=ROGUE, since=window["window_start"], until=window["window_end"]),
+                limit=100_000), args.repeats)
+        res["locate"] = {"first_seconds": first_s, "window_seconds": window_s,
+                         "window_entries": len(found), "journal_entries": total_entries,
+                         "first_seq": first[0].seq if first else None}
+
+        # 4. verify ----------------------------------------------------------------------
+        wal_checkpoint(db_file)
+        t0 = perf_counter()
+        with reg.db.read() as conn:
+            _state, rows = projection_state(conn)
+        digest_seconds = perf_counter() - t0
+        t0 = perf_counter()
+        quick = integrity.quick_check(reg.db, public_keys=keys)
+        quick_seconds = perf_counter() - t0
+        peer = run(["sqlite3", str(db_file), "PRAGMA quick_check;"], env)
+        victim = person_keys(reg, 10)[3]
+        with reg.db.engine.begin() as conn:
+            conn.execute(text("UPDATE persons SET occupation = 'sửa thẳng' WHERE key = :k"),
+                         {"k": victim})
+        t0 = perf_counter()
+        with reg.db.read() as conn:
+            found_rows = integrity.pinpoint(conn)
+        pin_seconds = perf_counter() - t0
+        res["verify"] = {"rows": rows, "digest_seconds": digest_seconds,
+                         "digest_rows_per_s": rows / digest_seconds,
+                         "quick_seconds": quick_seconds, "quick_ok": quick.ok,
+                         "quick_rows_per_s": rows / quick_seconds,
+                         "sqlite_quick_check_seconds": peer,
+                         "pinpoint_seconds": pin_seconds,
+                         "pinpoint_rows_per_s": rows / pin_seconds,
+                         "pinpoint_entries": total_entries,
+                         "pinpointed": [(p.table, p.key) for p in found_rows] ==
+                         [("persons", victim)]}
+        res["load_end"] = load()
+        return res
+    finally:
+        reg.close()
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def render(results: list[dict[str, Any]], mach: dict[str, Any]) -> str:
+    out = ["# Restore benchmarks", "",
+           "Generated by `python benchmarks/bench_restore.py` (see its docstring); the raw "
+           "figures are in `benchmarks/results-restore.json`. One run, one machine, every "
+           "peer on the same data.", "",
+           f"- Machine: {mach['cpu']}, {mach['nproc']} cores; {mach['platform']}; Python "
+           f"{mach['python']}; SQLite {mach['sqlite_lib']}; {mach['date']}",
+           f"- Peers: {mach['restic']}; {mach['borg']}; sqlite3 {mach['sqlite3']} "
+           "(Debian's packages)", ""]
+    for r in results:
+        n, rest, p, loc, v = (r["persons"], r["restore"], r["pitr"], r["locate"],
+                              r["verify"])
+        out += [f"## {n:,} persons", "",
+                f"Database file {r['db_bytes'] / 1e6:,.1f} MB, {r['snapshot_rows']:,} "
+                f"projection rows in the snapshot; after it, {r['extra']:,} adjustments by a batch "
+                f"job and {2 * r['rogue']:,} by officers (half by `{ROGUE}`). Load "
+                f"{r['load_start']} → {r['load_end']}.", "",
+                "### Restoring the newest snapshot into a new database", "",
+                "| Tool | Time (s) | ÷ restic |", "|---|---:|---:|"]
+        for tool, label in (("ours", "cutru `restore_snapshot` (digest recomputed and "
+                             "proved)"), ("restic", "`restic restore latest`"),
+                            ("borg", "`borg extract`"), ("sqlite3", "`sqlite3 .restore`")):
+            s = rest[tool]["seconds"]
+            out.append(f"| {label} | {s:.2f} | {s / rest['restic']['seconds']:.2f}× |")
+        ok = rest["ours"]["seconds"] <= rest["restic"]["seconds"]
+        out += ["", f"Target: no slower than restic — {_met(ok)}. The digest proved: "
+                f"{rest['ours']['digest_ok']}.", "",
+                "### Point-in-time restore and the other targets", "",
+                "| Measurement | Figure | Target | |", "|---|---:|---:|---|",
+                f"| replay of {p['entries']:,} archived entries after the snapshot | "
+                f"{p['entries_per_s']:,.0f} entries/s ({p['replay_seconds']:.2f} s; whole "
+                f"restore {p['seconds']:.2f} s, plan {p['plan_seconds']:.2f} s) | ≥ 20,000 "
+                f"entries/s | {_met(p['entries_per_s'] >= TARGETS['replay_entries_per_s'])} |",
+                f"| locate: first change by an account after a time, {loc['journal_entries']:,}"
+                f"-entry journal | {loc['first_seconds'] * 1000:.1f} ms | ≤ 1 s | "
+                f"{_met(loc['first_seconds'] <= 1)} |",
+                f"| locate: all {loc['window_entries']:,} changes of that account in the "
+                f"window | {loc['window_seconds'] * 1000:.1f} ms | ≤ 1 s | "
+                f"{_met(loc['window_seconds'] <= 1)} |",
+                f"| quick check (`cutru verify --quick`), {v['rows']:,} rows | "
+                f"{v['quick_rows_per_s']:,.0f} rows/s ({v['quick_seconds']:.2f} s; "
+                f"`PRAGMA quick_check` {v['sqlite_quick_check_seconds']:.2f} s) | ≥ 1,000,000 "
+                f"rows/s | {_met(v['quick_rows_per_s'] >= TARGETS['quick_rows_per_s'])} |",
+                f"| live digest alone (`projection_state`) | {v['digest_rows_per_s']:,.0f} "
+                f"rows/s ({v['digest_seconds']:.2f} s) | | |",
+                f"| pinpointing one direct edit (replays {v['pinpoint_entries']:,} entries) | "
+                f"{v['pinpoint_rows_per_s']:,.0f} rows/s ({v['pinpoint_seconds']:.2f} s; "
+                f"found: {v['pinpointed']}) | ≥ 200,000 rows/s | "
+                f"{_met(v['pinpoint_rows_per_s'] >= TARGETS['pinpoint_rows_per_s'])} |", ""]
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--persons", type=int, action="append")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--extra", type=int, default=20_000,
+                        help="adjustments after the snapshot (journal to replay)")
+    parser.add_argument("--rogue", type=int, default=500,
+                        help="improper adjustments (and as many legitimate ones)")
+    parser.add_argument("--repeats", type=int, default=11)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks-restore.md")
+    parser.add_argument("--json", type=Path, default=HERE / "results-restore.json")
+    parser.add_argument("--work-dir", type=Path, default=HERE / "work")
+    args = parser.parse_args()
+    sizes = args.persons or [100_000]
+    mach = machine(check_tools())
+    results: list[dict[str, Any]] = []
+    with Steps() as steps:
+        for persons in sizes:
+            work = args.work_dir / f"restore-{persons}-{os.getpid()}"
+            steps.note(f"{persons:,} persons (load {load()})")
+            try:
+                results.append(one_size(persons, work, steps, args))
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            args.json.write_text(json.dumps({"machine": mach, "results": results}, indent=2),
+                                 encoding="utf-8")
+            args.out.write_text(render(results, mach), encoding="utf-8")
+    console.print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
