@@ -10,6 +10,7 @@ pinpointed row by row against a replay, with the last journal position that wrot
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -153,14 +154,17 @@ def replay_state(conn: Connection, stop: int | None = None
     """Rows the journal says exist (up to ``stop``), and the last position that wrote each."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     written: dict[tuple[str, str], int] = {}
-    for e in journal_store.iter_entries(conn, stop=stop):
-        for ch in e.changes:
-            k = (ch.table, ch.key)
-            written[k] = e.seq
-            if ch.after is None:
+    # the row images only: decoded straight from the stored JSON, without building entries
+    # (their hashes are the chain check's business, not this one's)
+    for seq, raw in journal_store.iter_changes(conn, stop=stop):
+        for ch in json.loads(raw):
+            k = (ch["table"], ch["key"])
+            written[k] = seq
+            after = ch["after"]
+            if after is None:
                 rows.pop(k, None)
             else:
-                rows[k] = ch.after
+                rows[k] = after
     return rows, written
 
 

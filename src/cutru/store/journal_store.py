@@ -132,6 +132,23 @@ def iter_entries(conn: Connection, *, start: int = 1, stop: int | None = None,
         seq = int(rows[-1]["seq"]) + 1
 
 
+def iter_changes(conn: Connection, *, stop: int | None = None, batch: int = 5000
+                 ) -> Iterator[tuple[int, str]]:
+    """(seq, stored changes JSON) of entries up to ``stop``, in order (keyset batches)."""
+    seq = 0
+    while True:
+        stmt = select(journal.c.seq, journal.c.changes).where(journal.c.seq > seq) \
+            .order_by(journal.c.seq).limit(batch)
+        if stop is not None:
+            stmt = stmt.where(journal.c.seq <= stop)
+        rows = conn.execute(stmt).all()
+        if not rows:
+            return
+        for r in rows:
+            yield int(r[0]), str(r[1])
+        seq = int(rows[-1][0])
+
+
 def entries_for_subject(conn: Connection, subject: str, *, stop: int | None = None
                         ) -> list[Entry]:
     stmt = (select(journal).join(journal_subjects, journal_subjects.c.seq == journal.c.seq)
