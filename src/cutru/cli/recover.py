@@ -334,7 +334,7 @@ def plan_(
     with handled(), registry(ctx) as reg, _repository(repo, key_file) as r:
         keys = reg.public_keys()
         with r.lock():
-            p = rs.plan(r, keys, to, before=before, generation=generation)
+            p = rs.plan(r, keys, to, before=before, generation=generation, live=reg.db)
         data = p.to_dict()
         try:
             with reg.db.read() as conn:
@@ -405,7 +405,7 @@ def apply_(
         with _repository(repo, key_file) as r:
             keys = reg.public_keys()
             with r.lock() as lock:
-                p = rs.plan(r, keys, to, before=before, generation=generation)
+                p = rs.plan(r, keys, to, before=before, generation=generation, live=reg.db)
                 url = rs.new_target(reg.settings, reg.clock(), p.seq, into)
                 target = Database(url)
                 try:

@@ -48,7 +48,7 @@ class RecoveryViewsMixin(GuardCore):
         try:
             with repo.lock():
                 plan = rs.plan(repo, self.registry.public_keys(), to, before=before,
-                               generation=generation)
+                               generation=generation, live=self.registry.db)
         finally:
             repo.target.close()
         data = plan.to_dict()

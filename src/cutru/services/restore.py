@@ -159,8 +159,11 @@ class _Archive:
 
 
 def plan(repo: Repository, keys: Mapping[str, bytes], target: str, *, before: bool = False,
-         generation: str | None = None) -> RestorePlan:
-    """The restore plan for ``target`` (a position or a time), from the repository alone."""
+         generation: str | None = None, live: Database | None = None) -> RestorePlan:
+    """The restore plan for ``target`` (a position or a time), from the repository. With
+    ``live`` (the live database, when it can still be read), a target in the live journal's
+    own history is preferred among the archive's histories, and one the archive holds only
+    in another history is refused as ambiguous."""
     arch = _Archive(repo, keys)
     if not arch.snapshots:
         raise NotFound("the repository holds no snapshot: nothing to restore from",
@@ -189,10 +192,12 @@ def plan(repo: Repository, keys: Mapping[str, bytes], target: str, *, before: bo
                      if (s.position.ts < ts if before else s.position.ts <= ts)]
             if older:
                 answers.append(_snap_found(max(older, key=lambda s: s.position.seq)))
+    asked = f"{target}{' (before)' if before else ''}"
     if gen is not None:
         answers = [a for a in answers if a.generation in (gen, None)]
+    elif live is not None and answers:
+        answers = _in_live_history(live, answers, asked)
     distinct = {(a.seq, a.chain_head): a for a in answers}
-    asked = f"{target}{' (before)' if before else ''}"
     if not distinct:
         raise NotFound(f"no backup reaches {asked}: the repository holds {arch.extent()}",
                        field="to", rule="restore.point_reachable")
@@ -207,6 +212,25 @@ def plan(repo: Repository, keys: Mapping[str, bytes], target: str, *, before: bo
     others = [{"generation": f"{a.generation:016x}", "position": a.seq}
               for a in answers if a.generation not in (chosen.generation, None)]
     return _route(arch, chosen, asked, gen if gen is not None else chosen.generation, others)
+
+
+def _in_live_history(live: Database, answers: list[Found], asked: str) -> list[Found]:
+    try:
+        with live.read() as conn:
+            hashes = {a.seq: journal_store.get_entry(conn, a.seq) for a in answers}
+    except ConfigError:  # the live database is gone or unreadable: the archive alone decides
+        return answers
+    if all(e is None for e in hashes.values()):
+        return answers  # beyond the live journal (cut back?): the archive alone decides
+    same = [a for a in answers if (e := hashes[a.seq]) is not None and e.hash == a.chain_head]
+    if same:
+        return same
+    others = ", ".join(sorted({f"{a.generation:016x}" if a.generation else "a snapshot"
+                               for a in answers}))
+    raise InputError(f"{asked} in the live journal's history is not in the backup archive; "
+                     f"the archive holds another history there ({others}): choose one with "
+                     "--generation, or a point the archive holds", field="to",
+                     rule="restore.point_ambiguous")
 
 
 def _generation(text_: str | None, arch: _Archive) -> int | None:
