@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     audit_head_interval: int = Field(100, ge=1, description="sign an audit tree head every N")
     investigation_hidden_days: int = Field(
         180, ge=0, description="days an investigative lookup stays out of the citizen's log")
+    demo: bool = Field(
+        False, description="a demo registry: the web's first page explains the demo accounts")
 
     @field_validator("sqlite_synchronous")
     @classmethod

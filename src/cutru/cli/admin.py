@@ -177,11 +177,16 @@ def serve(
     archive_seconds: Annotated[float, typer.Option(
         envvar="CUTRU_ARCHIVE_SECONDS", min=0.05, help="Seconds between journal segments.")]
     = 1.0,
+    verify_minutes: Annotated[float, typer.Option(
+        envvar="CUTRU_VERIFY_MINUTES", min=0.0, help="Minutes between quick integrity checks "
+        "(0: none); a failure raises an alert.")] = 10.0,
 ) -> None:
-    """Run the HTTP API (OpenAPI at /docs) and, with a backup repository, the standing
-    backup duty: continuous journal archiving and scheduled snapshots."""
+    """Run the web interface (at /), the HTTP API (OpenAPI at /docs) and, with a backup
+    repository, the standing backup duty: continuous journal archiving and scheduled
+    snapshots."""
     import uvicorn
 
+    from cutru import web
     from cutru.api.app import create_app
     from cutru.backup.schedule import BackupSchedule
     from cutru.cli.backup import open_repository_from
@@ -201,10 +206,23 @@ def serve(
             schedule.start()
             console.print(f"backing up to {backup_repo}: journal every {archive_seconds} s, "
                           f"snapshots every {snapshot_minutes} min")
-        app = create_app(reg.settings, registry=reg, backup=schedule)
-        console.print(f"cutru API on http://{host}:{port} (OpenAPI at /docs)")
+        watch = None
+        if verify_minutes > 0:
+            from cutru.services.watch import IntegrityWatch
+
+            watch = IntegrityWatch(reg, verify_minutes * 60)
+            watch.start()
+        app = create_app(reg.settings, registry=reg, backup=schedule, watch=watch)
+        web.install(app, guard=app.state.guard, backup=schedule, settings=reg.settings)
+        console.print(f"cutru on http://{host}:{port}: the web interface at /, the API "
+                      f"under /api/v1 (OpenAPI at /docs)")
+        from cutru.services.restore import serving
+
         try:
-            uvicorn.run(app, host=host, port=port, log_level="warning")
+            with serving(reg.settings):
+                uvicorn.run(app, host=host, port=port, log_level="warning")
         finally:
+            if watch is not None:
+                watch.stop()
             if schedule is not None:
                 schedule.stop()

@@ -11,17 +11,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import select
 
 from cutru.access import identities
 from cutru.access.decision import Decision, Declaration, Resource
 from cutru.access.policy import ResourceKind
 from cutru.access.principals import Principal
 from cutru.errors import AccessDenied, NotAuthenticated, NotFound
-from cutru.journal.entry import Entry
 from cutru.services.guard_audit import AuditViewsMixin
 from cutru.services.guard_core import absent, filter_record, load_policy_audited, system_event
 from cutru.services.guard_grants import GrantsMixin
+from cutru.services.guard_recovery import RecoveryViewsMixin
+from cutru.services.guard_web import WebViewsMixin
 from cutru.store.schema import persons
 
 __all__ = ["Guard", "Read", "filter_record", "load_policy_audited", "system_event"]
@@ -34,7 +35,7 @@ class Read:
     data: dict[str, Any]
     decision: Decision
 
-class Guard(GrantsMixin, AuditViewsMixin):
+class Guard(GrantsMixin, AuditViewsMixin, WebViewsMixin, RecoveryViewsMixin):
     """Reads, writes, grants and audit views, each decided, filtered and audited."""
 
     # -- identities ---------------------------------------------------------------------
@@ -179,18 +180,8 @@ class Guard(GrantsMixin, AuditViewsMixin):
         """Run a transaction if the policy allows ``operation`` for this purpose in the
         commune(s) it touches; its audit record commits with it."""
         resource = self._write_resource(operation, arguments)
-        decision = self._decide(principal, purpose, operation, resource)
         subjects = sorted({v for k, v in arguments.items() if k.endswith("person_key")
                            and isinstance(v, str)})
-        self._require(principal, purpose, decision, operation, subjects)
-
-        def audit(conn: Connection, entries: list[Entry]) -> None:
-            touched = sorted({s for e in entries for s in e.subjects if s.startswith("P")})
-            self._audit(conn, principal, "write", "allowed", decision.reason, purpose=purpose,
-                        subjects=touched, journal_seq=entries[-1].seq if entries else None,
-                        detail={"operation": operation, "checks": ",".join(decision.checks)})
-
-        basis = purpose.legal_basis or purpose.kind
-        return self.registry.transact(principal.id, basis, operation, before_commit=audit,
-                                      **arguments)
+        return self._write(principal, purpose, operation, resource, operation,
+                           subjects=subjects, **arguments)
 

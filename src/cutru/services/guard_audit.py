@@ -104,10 +104,5 @@ class AuditViewsMixin(GuardCore):
     def backup_status(self, operator: Principal, purpose: Declaration,
                       status: dict[str, Any] | None) -> dict[str, Any]:
         """What the standing backup duty has done (operators; no personal data)."""
-        decision = self._decide(operator, purpose, "backup_verify",
-                                Resource(ResourceKind.BACKUP))
-        self._require(operator, purpose, decision, "backup_verify", [])
-        with self.registry.db.begin() as conn:
-            self._audit(conn, operator, "read", "allowed", decision.reason, purpose=purpose,
-                        detail={"view": "backup_status"})
+        self._operator(operator, purpose, "backup_verify", "backup_status")
         return status or {"running": False}

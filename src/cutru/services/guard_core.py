@@ -15,6 +15,7 @@ from cutru.access.policy import Policy, ResourceKind
 from cutru.access.principals import Principal
 from cutru.errors import AccessDenied, NotFound, Throttled
 from cutru.journal.audit_record import AuditRecord
+from cutru.journal.entry import Entry
 from cutru.services.registry import Registry
 from cutru.store import audit_store
 from cutru.store.schema import households, persons, residences
@@ -103,6 +104,32 @@ class GuardCore:
         kind = ResourceKind.HOUSEHOLD if operation.startswith("household.") else \
             ResourceKind.PERSON
         return Resource(kind, None, frozenset(communes))
+
+    def _write(self, principal: Principal, purpose: Declaration, action: str,
+               resource: Resource, operation: str, *, subjects: list[str],
+               **arguments: Any) -> Any:
+        """Decide, then run ``operation`` with its audit record in the same transaction."""
+        decision = self._decide(principal, purpose, action, resource)
+        self._require(principal, purpose, decision, action, subjects)
+
+        def audit(conn: Connection, entries: list[Entry]) -> None:
+            touched = sorted({s for e in entries for s in e.subjects if s.startswith("P")})
+            self._audit(conn, principal, "write", "allowed", decision.reason, purpose=purpose,
+                        subjects=touched, journal_seq=entries[-1].seq if entries else None,
+                        detail={"operation": operation, "checks": ",".join(decision.checks)})
+
+        basis = purpose.legal_basis or purpose.kind
+        return self.registry.transact(principal.id, basis, operation, before_commit=audit,
+                                      **arguments)
+
+    def _operator(self, principal: Principal, purpose: Declaration, action: str,
+                  view: str) -> None:
+        """Decide an operator's view of the backups (no personal data) and audit it."""
+        decision = self._decide(principal, purpose, action, Resource(ResourceKind.BACKUP))
+        self._require(principal, purpose, decision, action, [])
+        with self.registry.db.begin() as conn:
+            self._audit(conn, principal, "read", "allowed", decision.reason, purpose=purpose,
+                        detail={"view": view})
 
     def _audit_read(self, principal: Principal, purpose: Declaration, decision: Decision,
                     action: str, subjects: list[str], detail: dict[str, str], *,

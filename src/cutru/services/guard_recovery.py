@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from cutru.access.decision import Declaration, Resource
-from cutru.access.policy import ResourceKind
+from cutru.access.decision import Declaration
 from cutru.access.principals import Principal
 from cutru.backup.repository import Repository
 from cutru.errors import ConfigError
@@ -26,14 +25,6 @@ from cutru.store import journal_store
 class RecoveryViewsMixin(GuardCore):
     #: opens the backup repository (set by whoever runs the backup schedule)
     backup_repository: Callable[[], Repository] | None = None
-
-    def _operator(self, principal: Principal, purpose: Declaration, action: str,
-                  view: str) -> None:
-        decision = self._decide(principal, purpose, action, Resource(ResourceKind.BACKUP))
-        self._require(principal, purpose, decision, action, [])
-        with self.registry.db.begin() as conn:
-            self._audit(conn, principal, "read", "allowed", decision.reason, purpose=purpose,
-                        detail={"view": view})
 
     def restore_plan(self, principal: Principal, purpose: Declaration, *, to: str,
                      before: bool = False, generation: str | None = None) -> dict[str, Any]:
