@@ -33,6 +33,7 @@ KiB = 1024
 MAX_BLOB = 16 * 1024 * KiB  # no blob's plaintext is larger (docs/design.md, "Blobs and packs")
 _WINDOW = 32  # bytes the 32-bit gear hash depends on
 _BLOCK = 1024 * KiB  # bytes read at a time from a stream
+_PIECE = 64 * KiB  # bytes hashed at a time (the passes' arrays stay in the cache)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +65,6 @@ def gear_table(seed: bytes) -> npt.NDArray[np.uint32]:
     return np.frombuffer(raw, dtype=">u4").astype(np.uint32)
 
 
-def _top_bits(bits: int) -> int:
-    return ((1 << bits) - 1) << (32 - bits)
-
-
 class Chunker:
     """Splits data into content-defined chunks.
 
@@ -83,8 +80,8 @@ class Chunker:
         self.params = params
         self._gear = gear_table(seed)
         bits = params.avg_size.bit_length() - 1
-        self._mask_s = np.uint32(_top_bits(bits + 2))
-        self._mask_l = np.uint32(_top_bits(bits - 2))
+        self._below_s = np.uint32(1 << (32 - (bits + 2)))  # h & mask_s == 0 ⟺ h < this
+        self._below_l = np.uint32(1 << (32 - (bits - 2)))
 
     def split(self, data: bytes) -> Iterator[bytes]:
         """The chunks of ``data``; joined, they are ``data``."""
@@ -97,27 +94,18 @@ class Chunker:
         return self._chunks(iter(lambda: stream.read(block_size), b""))
 
     def _chunks(self, blocks: Iterable[bytes | memoryview]) -> Iterator[bytes]:
-        pending = b""  # always starts at a chunk boundary
+        cutter = Cutter(self)
         for block in blocks:
-            buf = pending + bytes(block)
-            start = 0
-            for end in self.cut_points(buf, final=False):
-                yield buf[start:end]
-                start = end
-            pending = buf[start:]
-        start = 0
-        for end in self.cut_points(pending, final=True):
-            yield pending[start:end]
-            start = end
+            yield from cutter.feed(block)
+        yield from cutter.finish()
 
     def cut_points(self, buf: bytes, *, final: bool) -> list[int]:
         """End offsets of the chunks of ``buf``, which starts at a chunk boundary. Unless
         ``final``, a tail whose end depends on bytes not yet seen is left out."""
         p = self.params
         n = len(buf)
-        h = self.hashes(buf)
-        loose = np.flatnonzero((h & self._mask_l) == 0)
-        strict = loose[(h[loose] & self._mask_s) == 0].tolist()  # mask_s ⊇ mask_l's bits
+        loose, at = self._candidates(buf)
+        strict = loose[at < self._below_s].tolist()  # mask_s ⊇ mask_l's bits
         loose_list = loose.tolist()
         ends: list[int] = []
         start = 0
@@ -144,11 +132,62 @@ class Chunker:
 
     def hashes(self, buf: bytes) -> npt.NDArray[np.uint32]:
         """The gear hash at every byte of ``buf`` (bytes before ``buf`` taken as absent)."""
-        h = self._gear[np.frombuffer(buf, dtype=np.uint8)]
-        shifted = np.empty_like(h)
-        step = 1
-        while step < _WINDOW:  # h_2k(p) = h_k(p) + h_k(p-k)·2^k: the 32-byte sum in 5 steps
-            np.left_shift(h[:-step], step, out=shifted[:-step])
-            h[step:] += shifted[:-step]
-            step *= 2
-        return h
+        return np.concatenate([h for _, h in self._pieces(buf)] or [np.empty(0, np.uint32)])
+
+    def _candidates(self, buf: bytes) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint32]]:
+        """The offsets where ``h & mask_l == 0`` and the hashes there. ``h & mask == 0`` for
+        a mask of the top k bits is ``h < 2**(32-k)``: one comparison per byte."""
+        offsets, hashes = [], []
+        for start, h in self._pieces(buf):
+            found = np.flatnonzero(h < self._below_l)
+            offsets.append(found + start)
+            hashes.append(h[found])
+        if not offsets:
+            return np.empty(0, np.intp), np.empty(0, np.uint32)
+        return np.concatenate(offsets), np.concatenate(hashes)
+
+    def _pieces(self, buf: bytes) -> Iterator[tuple[int, npt.NDArray[np.uint32]]]:
+        """(offset, gear hashes of the :data:`_PIECE` bytes there), piece by piece, each
+        computed from the piece and the 31 bytes before it, so that the arrays of the five
+        passes stay in the CPU cache."""
+        data = np.frombuffer(buf, dtype=np.uint8)
+        tmp = np.empty(_PIECE + _WINDOW, dtype=np.uint32)
+        for start in range(0, len(data), _PIECE):
+            lo = max(0, start - (_WINDOW - 1))
+            h = np.take(self._gear, data[lo:start + _PIECE])
+            n = len(h)
+            step = 1
+            while step < min(n, _WINDOW):  # h_2k(p) = h_k(p) + h_k(p-k)·2^k: 5 steps to 32
+                np.left_shift(h[:n - step], step, out=tmp[:n - step])
+                np.add(h[step:], tmp[:n - step], out=h[step:])
+                step *= 2
+            yield start, h[start - lo:]
+
+
+class Cutter:
+    """A chunker's state over one stream: feed it bytes, get the chunks that are complete."""
+
+    def __init__(self, chunker: Chunker) -> None:
+        self.chunker = chunker
+        self._pending = b""  # always starts at a chunk boundary
+
+    def feed(self, block: bytes | memoryview) -> list[bytes]:
+        """The chunks completed by ``block`` (the rest waits for more bytes)."""
+        buf = self._pending + bytes(block)
+        start = 0
+        chunks = []
+        for end in self.chunker.cut_points(buf, final=False):
+            chunks.append(buf[start:end])
+            start = end
+        self._pending = buf[start:]
+        return chunks
+
+    def finish(self) -> list[bytes]:
+        """The last chunks, at the end of the stream."""
+        buf, self._pending = self._pending, b""
+        start = 0
+        chunks = []
+        for end in self.chunker.cut_points(buf, final=True):
+            chunks.append(buf[start:end])
+            start = end
+        return chunks

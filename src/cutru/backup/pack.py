@@ -75,7 +75,13 @@ class PackBuilder:
 
     def add(self, blob_type: BlobType, blob_id: bytes, plaintext: bytes) -> PackEntry:
         sealed = self._keys.seal(plaintext, blob_ad(blob_type, blob_id), compress=True)
-        entry = PackEntry(blob_type, blob_id, self.size, len(sealed), len(plaintext))
+        return self.add_sealed(blob_type, blob_id, sealed, len(plaintext))
+
+    def add_sealed(self, blob_type: BlobType, blob_id: bytes, sealed: bytes,
+                   plain_length: int) -> PackEntry:
+        """Add a blob already sealed under ``blob_ad(blob_type, blob_id)`` (by
+        :class:`cutru.backup.blobs.BlobSealer`, perhaps in a helper process)."""
+        entry = PackEntry(blob_type, blob_id, self.size, len(sealed), plain_length)
         self._parts.append(sealed)
         self.entries.append(entry)
         self.size += len(sealed)

@@ -121,18 +121,49 @@ class Repository:
 
     def save_blob(self, blob_type: BlobType, data: bytes) -> bytes:
         """Store ``data`` unless a blob with its id exists; return the 32-byte id."""
+        return self.put_blob(blob_type, data)[0]
+
+    def put_blob(self, blob_type: BlobType, data: bytes) -> tuple[bytes, bool]:
+        """:meth:`save_blob`, and whether the blob was new to the repository."""
         if len(data) > MAX_PLAIN:
             raise InputError(f"a blob holds at most {MAX_PLAIN} bytes, not {len(data)}",
                              field="data", rule="backup.blob_size")
         blob_id = self.keys.content_id(BlobType(blob_type).label, data)
         if self.has_blob(blob_id):
-            return blob_id
+            return blob_id, False
         self._pending[blob_id] = len(self._builder.entries)
         self._builder.add(blob_type, blob_id, data)
+        self._pack_filled()
+        return blob_id, True
+
+    def put_sealed(self, blob_type: BlobType, blob_id: bytes, sealed: bytes,
+                   plain_length: int) -> bool:
+        """Store a blob sealed elsewhere (:class:`cutru.backup.blobs.BlobSealer`) unless one
+        with its id exists; return whether it was new. The sealer computed ``blob_id`` from
+        the plaintext with this repository's keys; a reader checks both again."""
+        if plain_length > MAX_PLAIN:
+            raise InputError(f"a blob holds at most {MAX_PLAIN} bytes, not {plain_length}",
+                             field="data", rule="backup.blob_size")
+        if self.has_blob(blob_id):
+            return False
+        self._pending[blob_id] = len(self._builder.entries)
+        self._builder.add_sealed(blob_type, blob_id, sealed, plain_length)
+        self._pack_filled()
+        return True
+
+    def known_blobs(self) -> frozenset[bytes]:
+        """The ids of every blob the repository holds or is writing."""
+        return frozenset(self.index) | frozenset(self._pending)
+
+    @property
+    def master_key(self) -> bytes:
+        """The master key, for a helper process that seals blobs for this repository."""
+        return self._master
+
+    def _pack_filled(self) -> None:
         if (self._builder.size >= self.config.pack_size
                 or len(self._builder.entries) >= MAX_BLOBS):
             self._write_pack()
-        return blob_id
 
     def save_data(self, data: bytes) -> list[bytes]:
         """Chunk ``data`` and save each chunk as a data blob; return the ids in order."""

@@ -18,23 +18,26 @@ not backed up as if it were sound (run ``cutru verify``).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from concurrent.futures import Future
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Table, func, select, text
 
-from cutru.backup import naming
+from cutru.backup import blobs, naming
+from cutru.backup.blobs import BlobSealer, Cut
 from cutru.backup.manifest import Manifest
 from cutru.backup.pack import BlobType
 from cutru.backup.repository import Repository
 from cutru.errors import (
     CheckpointInvalid,
+    CutruError,
     InputError,
     JournalChainBroken,
     ProjectionMismatch,
@@ -43,12 +46,13 @@ from cutru.errors import (
 )
 from cutru.journal import canonical
 from cutru.journal.entry import ENTRY_PREFIX, GENESIS, Change, Entry, encode_body, encode_changes
-from cutru.journal.lthash import LtHash, row_element
+from cutru.journal.helper import Helper, helper_process
+from cutru.journal.lthash import LtHash, Summer
 from cutru.journal.signing import SignedCheckpoint, SigningKey
 from cutru.store import journal_store, migrate
 from cutru.store.engine import Database
-from cutru.store.projection import ROW_BATCH, table_rows
-from cutru.store.schema import PROJECTION, journal
+from cutru.store.projection import elements, encoded_rows, reader
+from cutru.store.schema import PROJECTION
 
 SNAPSHOT_FORMAT = 1
 KIND = "snapshot"
@@ -59,6 +63,11 @@ STREAMS = (*(t.name for t in PROJECTION), JOURNAL_STREAM, CHECKPOINT_STREAM)
 TREE_MAGIC = b"CTTR\x01"
 TREE_FANOUT = 4096  # blob ids per tree blob (128 KiB)
 _BLOCK = 1 << 20  # bytes handed to the chunker at a time
+_WINDOW = 16  # calls in the helper's hands before this process waits for the oldest
+_JOURNAL_BATCH = 1000  # journal entries read (and handed to the helper) at a time
+#: With this many rows and journal entries or more, a snapshot uses a helper process.
+HELPER_MIN_ITEMS = 40_000
+_REUSE_LOOKBACK = 3  # manifests (newest first) searched for a snapshot to reuse from
 
 #: ``progress(done, total)``: ``done`` more rows or entries were handled, of ``total``.
 Progress = Callable[[int, int], None]
@@ -317,6 +326,15 @@ class StoredEntry:
                    str(row["hash"]))
 
     @classmethod
+    def from_tuple(cls, row: tuple[Any, ...]) -> StoredEntry:
+        """From a ``journal`` row as the driver returns it (:func:`journal_rows`)."""
+        seq, ts, actor, purpose, operation, subjects, changes, digest, prev, hash_ = row
+        return cls(int(seq), str(ts), str(actor), str(purpose), str(operation),
+                   tuple(str(s) for s in json.loads(str(subjects))),
+                   changes if type(changes) is bytes else str(changes).encode(),
+                   str(digest), str(prev), str(hash_))
+
+    @classmethod
     def from_line(cls, line: bytes, where: str) -> StoredEntry:
         """An entry from its line, ``changes`` cut out of the line as they were written."""
         try:
@@ -337,6 +355,23 @@ class StoredEntry:
             raise _damaged(where, f"journal entry {entry.seq} does not hash to its recorded "
                            "hash")
         return entry
+
+    def checked_line(self) -> tuple[bytes, bool]:
+        """:meth:`line`, and whether the entry hashes to its ``hash`` (:meth:`hash_ok`),
+        from one encoding: the body is the line without its ``hash`` member."""
+        enc = canonical.encode_str
+        head = b"".join((b'{"actor":', enc(self.actor), b',"changes":', self.changes,
+                         b',"digest":', enc(self.digest)))
+        tail = b"".join((
+            b',"operation":', enc(self.operation), b',"prev":', enc(self.prev),
+            b',"purpose":', enc(self.purpose), b',"seq":', str(int(self.seq)).encode(),
+            b',"subjects":', canonical.encode(list(self.subjects)), b',"ts":', enc(self.ts),
+            b"}"))
+        body_hash = hashlib.sha256(ENTRY_PREFIX)
+        body_hash.update(head)
+        body_hash.update(tail)
+        return (b"".join((head, b',"hash":', enc(self.hash), tail)),
+                body_hash.hexdigest() == self.hash)
 
     def hash_ok(self) -> bool:
         body = encode_body(seq=self.seq, ts=self.ts, actor=self.actor, purpose=self.purpose,
@@ -363,47 +398,41 @@ class StoredEntry:
                 "hash": self.hash}
 
 
+_JOURNAL_COLUMNS = ("seq", "ts", "actor", "purpose", "operation", "subjects", "changes",
+                    "digest", "prev", "hash")
+
+
+def journal_rows(conn: Connection, *, start: int = 1, stop: int | None = None,
+                 batch: int = 2000) -> Iterator[list[tuple[Any, ...]]]:
+    """The ``journal`` rows ``start <= seq <= stop`` in order as the driver returns them
+    (columns as :data:`_JOURNAL_COLUMNS`), ``batch`` at a time (keyset paging on ``seq``)."""
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    sql = (f"SELECT {', '.join(_JOURNAL_COLUMNS)} FROM journal WHERE seq >= {mark}"
+           + ("" if stop is None else f" AND seq <= {mark}") + f" ORDER BY seq LIMIT {int(batch)}")
+    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    seq = start
+    try:
+        while True:
+            cur.execute(sql, (seq,) if stop is None else (seq, stop))
+            rows = cast(list[tuple[Any, ...]], cur.fetchall())
+            if rows:
+                yield rows
+            if len(rows) < batch:
+                return
+            seq = int(rows[-1][0]) + 1
+    finally:
+        cur.close()
+
+
 def stored_entries(conn: Connection, *, start: int = 1, stop: int | None = None,
                    batch: int = 2000) -> Iterator[StoredEntry]:
-    """Entries ``start <= seq <= stop`` in order, as stored (keyset paging on ``seq``)."""
-    seq = start
-    while True:
-        stmt = select(journal).where(journal.c.seq >= seq).order_by(journal.c.seq).limit(batch)
-        if stop is not None:
-            stmt = stmt.where(journal.c.seq <= stop)
-        rows = conn.execute(stmt).mappings().all()
-        for row in rows:
-            yield StoredEntry.from_row(row)
-        if len(rows) < batch:
-            return
-        seq = int(rows[-1]["seq"]) + 1
+    """Entries ``start <= seq <= stop`` in order, as stored (keyset paging on ``seq``, with
+    the driver's cursor)."""
+    for rows in journal_rows(conn, start=start, stop=stop, batch=batch):
+        yield from map(StoredEntry.from_tuple, rows)
 
 
 # --- writing streams --------------------------------------------------------------------------
-
-
-class _Blocks(io.RawIOBase):
-    """A readable stream over an iterator of byte strings (for ``Chunker.read``)."""
-
-    def __init__(self, blocks: Iterator[bytes]) -> None:
-        self._blocks = blocks
-        self._buf = b""
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while self._pos >= len(self._buf):
-            try:
-                self._buf, self._pos = next(self._blocks), 0
-            except StopIteration:
-                return 0
-        view = memoryview(buffer).cast("B")
-        n = min(len(view), len(self._buf) - self._pos)
-        view[:n] = self._buf[self._pos:self._pos + n]
-        self._pos += n
-        return n
 
 
 def _blocks(lines: Iterable[bytes]) -> Iterator[bytes]:
@@ -425,31 +454,215 @@ class _Counter:
     new_bytes: int = 0
 
     def save(self, repo: Repository, blob_type: BlobType, data: bytes) -> bytes:
-        if not repo.has_blob(repo.keys.content_id(blob_type.label, data)):
+        blob_id, new = repo.put_blob(blob_type, data)
+        if new:
             self.new_blobs += 1
             self.new_bytes += len(data)
-        return repo.save_blob(blob_type, data)
+        return blob_id
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """A prefix of a stream known to be byte for byte the prefix of an earlier snapshot's
+    stream: its first ``skip`` bytes are exactly the data blobs ``ids`` (every chunk of the
+    earlier stream but its last, which ended at the end of that stream rather than at a cut
+    point). Those bytes need no chunking: the chunker cuts a longer stream with the same
+    prefix at the same points up to there."""
+
+    skip: int
+    ids: tuple[bytes, ...]
+    snapshot: str  # where they come from, for messages
+
+
+class _JournalLines:
+    """Journal rows (as :func:`journal_rows` reads them) become the lines of the ``journal``
+    stream. The chain is checked as they pass, as a snapshot always has; the bytes a
+    :class:`Reuse` covers are counted but not handed on; the size at the reuse mark is
+    checked. Runs where the lines are chunked: in the helper process, or here."""
+
+    def __init__(self, skip: int = 0, mark: tuple[int, int] | None = None) -> None:
+        self.expected, self.prev = 1, GENESIS
+        self.rows = self.size = 0
+        self.skip = skip
+        self.mark = mark
+        self.last: tuple[int, str, str] | None = None  # seq, hash, digest
+        self.broken: int | None = None  # the seq where the chain breaks
+        self.mark_ok = mark is None
+
+    def lines(self, rows: list[tuple[Any, ...]]) -> bytes:
+        parts: list[bytes] = []
+        for row in rows:
+            if self.broken is not None:
+                break
+            entry = StoredEntry.from_tuple(row)
+            line, hash_ok = entry.checked_line()
+            if entry.seq != self.expected or entry.prev != self.prev or not hash_ok:
+                self.broken = self.expected
+                break
+            n = len(line) + 1
+            if self.skip >= n:
+                self.skip -= n
+            else:
+                parts += [line[self.skip:], b"\n"]
+                self.skip = 0
+            self.rows += 1
+            self.size += n
+            if self.mark is not None and entry.seq == self.mark[0]:
+                self.mark_ok = self.size == self.mark[1]
+            self.expected, self.prev = entry.seq + 1, entry.hash
+            self.last = (entry.seq, entry.hash, entry.digest)
+        return b"".join(parts)
+
+    def status(self) -> JournalStatus:
+        return JournalStatus(self.rows, self.size, self.last, self.broken,
+                             self.mark_ok and not self.skip)
+
+
+@dataclass(frozen=True)
+class JournalStatus:
+    rows: int
+    size: int
+    last: tuple[int, str, str] | None  # seq, hash, digest of the last entry
+    broken: int | None  # where the chain broke
+    reuse_ok: bool  # the reused prefix is exactly what the lines began with
+
+
+_JOURNAL: list[_JournalLines] = []  # in the helper process
+
+
+def helper_journal_start(skip: int, mark: tuple[int, int] | None) -> None:
+    blobs.helper_start(JOURNAL_STREAM)
+    _JOURNAL[:] = [_JournalLines(skip, mark)]
+
+
+def helper_journal(rows: list[tuple[Any, ...]]) -> list[Cut]:
+    data = _JOURNAL[0].lines(rows)
+    return blobs.helper_feed(JOURNAL_STREAM, data) if data else []
+
+
+def helper_journal_finish() -> tuple[list[Cut], JournalStatus]:
+    return blobs.helper_finish(JOURNAL_STREAM), _JOURNAL[0].status()
+
+
+class _Pipeline:
+    """Streams on their way to data blobs, several at once: chunked, hashed, compressed and
+    sealed by a :class:`~cutru.backup.blobs.BlobSealer` in the helper process when there is
+    one (up to :data:`_WINDOW` calls in flight while this process reads on), else here. The
+    answers come back in order; their sealed blobs go into this repository's packs."""
+
+    def __init__(self, repo: Repository, counter: _Counter, helper: Helper | None = None
+                 ) -> None:
+        self.repo = repo
+        self.counter = counter
+        self.helper = helper
+        self.ids: dict[str, list[bytes]] = {}
+        self.journal_status: JournalStatus | None = None
+        self._inflight: deque[tuple[str, Future[Any]]] = deque()
+        self._local: BlobSealer | None = None
+        self._journal: _JournalLines | None = None
+        if helper is None:
+            self._local = BlobSealer(repo.keys, repo.chunker, repo.has_blob)
+        else:
+            p = repo.config.chunker
+            helper.submit(blobs.helper_init, repo.master_key, p.min_size, p.avg_size,
+                          p.max_size, repo.config.chunker_seed, repo.known_blobs())
+
+    def start(self, stream: str, ids: Iterable[bytes] = ()) -> None:
+        self.ids[stream] = list(ids)
+        if self._local is not None:
+            self._local.start(stream)
+        else:
+            self._submit(stream, blobs.helper_start, stream)
+
+    def feed(self, stream: str, data: bytes) -> None:
+        if self._local is not None:
+            self._store(stream, self._local.feed(stream, data))
+        else:
+            self._submit(stream, blobs.helper_feed, stream, data)
+
+    def finish(self, stream: str) -> None:
+        if self._local is not None:
+            self._store(stream, self._local.finish(stream))
+        else:
+            self._submit(stream, blobs.helper_finish, stream)
+
+    def journal_start(self, reuse: Reuse | None, mark: tuple[int, int] | None) -> None:
+        self.ids[JOURNAL_STREAM] = list(reuse.ids) if reuse else []
+        skip = reuse.skip if reuse else 0
+        if self._local is not None:
+            self._local.start(JOURNAL_STREAM)
+            self._journal = _JournalLines(skip, mark)
+        else:
+            self._submit(JOURNAL_STREAM, helper_journal_start, skip, mark)
+
+    def journal(self, rows: list[tuple[Any, ...]]) -> None:
+        if self._local is not None and self._journal is not None:
+            data = self._journal.lines(rows)
+            if data:
+                self._store(JOURNAL_STREAM, self._local.feed(JOURNAL_STREAM, data))
+        else:
+            self._submit(JOURNAL_STREAM, helper_journal, rows)
+
+    def journal_finish(self) -> None:
+        if self._local is not None and self._journal is not None:
+            self._store(JOURNAL_STREAM, self._local.finish(JOURNAL_STREAM))
+            self.journal_status = self._journal.status()
+        else:
+            self._submit(JOURNAL_STREAM, helper_journal_finish)
+
+    def close(self) -> dict[str, list[bytes]]:
+        """Wait for every answer; the data blob ids of each stream, in order."""
+        self._drain(0)
+        return self.ids
+
+    def _submit(self, stream: str, fn: Callable[..., Any], *args: Any) -> None:
+        assert self.helper is not None
+        self._inflight.append((stream, self.helper.submit(fn, *args)))
+        self._drain(_WINDOW)
+
+    def _drain(self, keep: int) -> None:
+        """Take the answers in order: those ready, and more while over ``keep``."""
+        while self._inflight and (len(self._inflight) > keep or self._inflight[0][1].done()):
+            stream, future = self._inflight.popleft()
+            answer = future.result()
+            if isinstance(answer, tuple):  # the journal's last answer
+                answer, self.journal_status = answer
+            if answer:
+                self._store(stream, answer)
+
+    def _store(self, stream: str, cuts: list[Cut]) -> None:
+        ids = self.ids[stream]
+        for blob_id, plain_length, sealed in cuts:
+            ids.append(blob_id)
+            if sealed is None:
+                if not self.repo.has_blob(blob_id):  # the sealer's view is the repository's
+                    raise _damaged("data/", f"blob {blob_id.hex()} vanished while saving")
+            elif self.repo.put_sealed(BlobType.DATA, blob_id, sealed, plain_length):
+                self.counter.new_blobs += 1
+                self.counter.new_bytes += plain_length
+
+
+def _stream_info(repo: Repository, counter: _Counter, name: str, rows: int, size: int,
+                 ids: list[bytes]) -> StreamInfo:
+    """List a stream's data blobs in tree blobs of :data:`TREE_FANOUT` ids each."""
+    trees = [counter.save(repo, BlobType.TREE, TREE_MAGIC + b"".join(ids[i:i + TREE_FANOUT]))
+             for i in range(0, len(ids), TREE_FANOUT)]
+    return StreamInfo(name, rows, size, len(ids), tuple(naming.format_id(t) for t in trees))
 
 
 def save_stream(repo: Repository, name: str, lines: Iterable[bytes], counter: _Counter
                 ) -> StreamInfo:
     """Chunk the concatenation of ``lines`` (each ending in ``\\n``) into data blobs and list
     their ids in tree blobs of :data:`TREE_FANOUT` ids each."""
-    rows = 0
-    size = 0
-
-    def counted() -> Iterator[bytes]:
-        nonlocal rows, size
-        for line in lines:
-            rows += 1
-            size += len(line)
-            yield line
-
-    stream = io.BufferedReader(_Blocks(_blocks(counted())), buffer_size=_BLOCK)
-    ids = [counter.save(repo, BlobType.DATA, chunk) for chunk in repo.chunker.read(stream)]
-    trees = [counter.save(repo, BlobType.TREE, TREE_MAGIC + b"".join(ids[i:i + TREE_FANOUT]))
-             for i in range(0, len(ids), TREE_FANOUT)]
-    return StreamInfo(name, rows, size, len(ids), tuple(naming.format_id(t) for t in trees))
+    pipe = _Pipeline(repo, counter)
+    pipe.start(name)
+    rows = size = 0
+    for block in _blocks(lines):
+        rows += block.count(b"\n")
+        size += len(block)
+        pipe.feed(name, block)
+    pipe.finish(name)
+    return _stream_info(repo, counter, name, rows, size, pipe.close()[name])
 
 
 def read_stream(repo: Repository, info: StreamInfo, where: str) -> Iterator[bytes]:
@@ -480,7 +693,7 @@ def read_stream(repo: Repository, info: StreamInfo, where: str) -> Iterator[byte
 def take_snapshot(db: Database, repo: Repository, signer: SigningKey, *,
                   external_checkpoint: SignedCheckpoint | None = None,
                   generation: int | None = None, reason: dict[str, Any] | None = None,
-                  progress: Progress = _no_progress
+                  progress: Progress = _no_progress, helper: bool | None = None
                   ) -> SnapshotInfo:
     """Snapshot the registry into ``repo`` and save its signed manifest.
 
@@ -488,40 +701,93 @@ def take_snapshot(db: Database, repo: Repository, signer: SigningKey, *,
     (:class:`JournalChainBroken`, :class:`ProjectionMismatch`) a registry whose journal does
     not chain to its head or whose tables do not give the digest recorded at H. The caller
     holds a shared repository lock. ``generation`` and ``reason`` are set by the archiver
-    when this snapshot starts a new archive generation."""
+    when this snapshot starts a new archive generation.
+
+    With :data:`HELPER_MIN_ITEMS` rows and entries or more (or ``helper=True``), a helper
+    process chunks, compresses and seals the streams and shares the state digest's
+    expansions while this one reads (``helper=False``: never)."""
     started = time.monotonic()
     started_at = naming.format_time(naming.now_us())
     schema = migrate.current_revision(db)
     counter = _Counter()
-    streams: list[StreamInfo] = []
-    with consistent_read(db) as conn:
+    with consistent_read(db) as conn, ExitStack() as stack:
         head = journal_store.read_head(conn)  # the first read fixes the snapshot
-        total = head.seq + sum(_row_count(conn, t) for t in PROJECTION)
-        state = LtHash.empty()
+        counts = [_row_count(conn, t) for t in PROJECTION]
+        total = head.seq + sum(counts)
+        pool = None
+        if helper or (helper is None and total >= HELPER_MIN_ITEMS):
+            pool = stack.enter_context(helper_process())
+        pipe = _Pipeline(repo, counter, pool)
+        summer = Summer(pool.submit if pool is not None else None)
+        reg_id = registry_id(conn)
+        reuse, mark = _journal_reuse(repo, conn, signer, reg_id, head.seq)
+        # the journal goes along with the tables, in proportion, so that the helper
+        # chunks both while this process reads
+        pipe.journal_start(reuse, mark)
+        journal = journal_rows(conn, stop=head.seq, batch=_JOURNAL_BATCH)
+        entries = 0
+
+        def journal_upto(fraction: float) -> None:
+            nonlocal entries
+            while entries < fraction * head.seq:
+                rows = next(journal, None)
+                if rows is None:
+                    return
+                # changes as UTF-8 here: bytes cross to the helper as they are
+                pipe.journal([(*r[:6], str(r[6]).encode(), *r[7:]) for r in rows])
+                entries += len(rows)
+                progress(len(rows), total)
+
+        table_rows, read = max(1, sum(counts)), 0
+        tables: dict[str, tuple[int, int]] = {}
         for table in PROJECTION:
-            streams.append(save_stream(repo, table.name,
-                                       _table_lines(conn, table, state, progress, total),
-                                       counter))
-        last: list[StoredEntry] = []
-        streams.append(save_stream(repo, JOURNAL_STREAM,
-                                   _journal_lines(conn, head.seq, last, progress, total),
-                                   counter))
-        entry = last[0] if last else None
-        reached = (entry.seq, entry.hash) if entry else (0, GENESIS)
+            pipe.start(table.name)
+            rows_ = size = 0
+            prefix = reader(table.name, conn.dialect.name).prefix
+            for keys, encoded in encoded_rows(conn, table):
+                summer.add(elements(table.name, keys, encoded), prefix)
+                data = b"\n".join(encoded) + b"\n"
+                pipe.feed(table.name, data)
+                rows_ += len(keys)
+                size += len(data)
+                progress(len(keys), total)
+                read += len(keys)
+                journal_upto(read / table_rows)
+            pipe.finish(table.name)
+            tables[table.name] = (rows_, size)
+        journal_upto(float("inf"))
+        pipe.journal_finish()
+        cps = [cp for cp in journal_store.list_checkpoints(conn) if cp.checkpoint.seq <= head.seq]
+        pipe.start(CHECKPOINT_STREAM)
+        cp_lines = b"".join(canonical.encode(cp.to_dict()) + b"\n" for cp in cps)
+        if cp_lines:
+            pipe.feed(CHECKPOINT_STREAM, cp_lines)
+        pipe.finish(CHECKPOINT_STREAM)
+        ids = pipe.close()
+
+        status = pipe.journal_status
+        assert status is not None
+        if status.broken is not None:
+            raise JournalChainBroken(
+                f"journal entry {status.broken} is missing, altered or does not link to its "
+                "predecessor; run `cutru verify` (snapshot refused)", seq=status.broken)
+        if not status.reuse_ok:
+            raise _damaged(f"snapshots/{reuse.snapshot if reuse else ''}", "its journal "
+                           "stream is not the start of this one: snapshot refused")
+        reached = status.last[:2] if status.last else (0, GENESIS)
         if reached != (head.seq, head.hash):
             raise JournalChainBroken(f"the journal head says entry {head.seq} but the journal "
                                      "ends elsewhere; run `cutru verify`", seq=head.seq)
-        digest = entry.digest if entry else LtHash.empty().digest()
+        digest = status.last[2] if status.last else LtHash.empty().digest()
+        state = summer.result()
         if state.digest() != digest or state != head.state:
             raise ProjectionMismatch(
                 f"the tables do not give the state digest the journal records at entry "
                 f"{head.seq}; the registry was changed around the application: run "
                 "`cutru verify` (snapshot refused)", expected=digest, got=state.digest())
-        cps = [cp for cp in journal_store.list_checkpoints(conn) if cp.checkpoint.seq <= head.seq]
-        streams.append(save_stream(repo, CHECKPOINT_STREAM,
-                                   (canonical.encode(cp.to_dict()) + b"\n" for cp in cps),
-                                   counter))
-        reg_id = registry_id(conn)
+    sizes = {**tables, JOURNAL_STREAM: (status.rows, status.size),
+             CHECKPOINT_STREAM: (len(cps), len(cp_lines))}
+    streams = [_stream_info(repo, counter, name, *sizes[name], ids[name]) for name in STREAMS]
     position = Position(head.seq, head.hash, head.ts, digest)
     body: dict[str, Any] = {
         "checkpoint": cps[-1].to_dict() if cps else None,
@@ -556,39 +822,43 @@ def _row_count(conn: Connection, table: Table) -> int:
     return int(conn.execute(select(func.count()).select_from(table)).scalar() or 0)
 
 
-def _table_lines(conn: Connection, table: Table, state: LtHash, progress: Progress,
-                 total: int) -> Iterator[bytes]:
-    batch: list[bytes] = []
-    for row in table_rows(conn, table):
-        encoded = canonical.encode_row(row)
-        batch.append(row_element(table.name, row["key"], encoded))
-        yield encoded + b"\n"
-        if len(batch) >= ROW_BATCH:
-            state.add_many(batch)
-            progress(len(batch), total)
-            batch = []
-    state.add_many(batch)
-    progress(len(batch), total)
+def _journal_reuse(repo: Repository, conn: Connection, signer: SigningKey, reg_id: str,
+                   head_seq: int) -> tuple[Reuse | None, tuple[int, int] | None]:
+    """What of the ``journal`` stream the newest snapshot of this registry already holds.
 
-
-def _journal_lines(conn: Connection, stop: int, last: list[StoredEntry], progress: Progress,
-                   total: int) -> Iterator[bytes]:
-    """Entries 1..stop as lines, checking the chain as they pass; ``last`` gets the last."""
-    expected, prev = 1, GENESIS
-    done = 0
-    for entry in stored_entries(conn, stop=stop):
-        if entry.seq != expected or entry.prev != prev or not entry.hash_ok():
-            raise JournalChainBroken(
-                f"journal entry {expected} is missing, altered or does not link to its "
-                "predecessor; run `cutru verify` (snapshot refused)", seq=expected)
-        yield entry.line() + b"\n"
-        expected, prev = entry.seq + 1, entry.hash
-        last[:] = [entry]
-        done += 1
-        if done >= ROW_BATCH:
-            progress(done, total)
-            done = 0
-    progress(done, total)
+    Its stream is entries 1..H' as lines. If this database's entry H' has the hash that
+    snapshot signed, and the chain 1..H' verifies as it is read (it is, line by line), then
+    the first lines here are exactly those bytes: a line is a function of the entry's hashed
+    fields and its hash. So all of that stream's data blobs but the last are reused, and
+    ``mark = (H', its byte count)`` is checked when line H' passes."""
+    public = {signer.key_id: signer.public_key_bytes}
+    for name in reversed(repo.list_manifests()[-_REUSE_LOOKBACK:]):
+        try:
+            manifest = repo.load_manifest(name, public)
+            if manifest.kind != KIND:
+                continue
+            prev = SnapshotInfo.from_manifest(manifest)
+        except CutruError:
+            continue  # another key, another format, damage: not ours to reuse
+        stream = prev.streams[JOURNAL_STREAM]
+        if prev.registry != reg_id or not 0 < prev.position.seq <= head_seq:
+            return None, None
+        entry = journal_store.get_entry(conn, prev.position.seq)
+        if entry is None or entry.hash != prev.position.chain_head:
+            return None, None
+        ids: list[bytes] = []
+        try:
+            for tree_hex in stream.trees:
+                tree = repo.load_blob(naming.parse_id(tree_hex))
+                ids += [tree[i:i + 32] for i in range(len(TREE_MAGIC), len(tree), 32)]
+        except CutruError:
+            return None, None
+        found = repo.index.lookup(ids[-1]) if ids else None
+        if len(ids) != stream.blobs or found is None or not all(map(repo.has_blob, ids)):
+            return None, None
+        skip = stream.bytes - found[1].plain_length
+        return Reuse(skip, tuple(ids[:-1]), name), (prev.position.seq, stream.bytes)
+    return None, None
 
 
 # --- reading snapshots back -------------------------------------------------------------------

@@ -23,7 +23,9 @@ True
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+import struct
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from itertools import islice
 
 import numpy as np
@@ -41,6 +43,7 @@ DIGEST_DOMAIN = b"cutru-lthash16-v1"
 # Elements expanded per numpy batch in add_many: 4096 x 2 KiB = 8 MiB at a time.
 _BATCH = 4096
 _LE_U16 = np.dtype("<u2")
+_U32 = struct.Struct(">I")
 
 # All lane arithmetic is numpy uint16, which wraps modulo 2**16 at every step and never warns
 # on array overflow. Wrapping at every step gives the same lanes as summing exactly and
@@ -67,21 +70,67 @@ def row_element(table: str, key: str, row_canonical: bytes) -> bytes:
     >>> row_element("t", "k", b"{}").hex()
     '0000000174000000016b000000027b7d'
     """
-    parts: list[bytes] = []
-    for name, text in (("table", table), ("key", key)):
-        try:
-            parts.append(text.encode("utf-8"))
-        except UnicodeEncodeError:
-            raise InputError(
-                f"{name} is not valid Unicode", field=name, rule="lthash.invalid_unicode"
-            ) from None
-    parts.append(bytes(row_canonical))
-    out = bytearray()
-    for part in parts:
-        if len(part) >= 2**32:
-            raise InputError("element part longer than 4 GiB", field="row", rule="lthash.length")
-        out += len(part).to_bytes(4, "big") + part
-    return bytes(out)
+    return table_prefix(table) + key_element(key, row_canonical)
+
+
+def table_prefix(table: str) -> bytes:
+    """``u32(len(table)) || table``: the start of every element of ``table``'s rows."""
+    return _framed("table", table)
+
+
+def key_element(key: str, row_canonical: bytes) -> bytes:
+    """The rest of a row's element after :func:`table_prefix`:
+    ``u32(len(key)) || key || u32(len(row)) || row``."""
+    row = bytes(row_canonical)
+    try:
+        k = key.encode("utf-8")
+        return b"".join((len(k).to_bytes(4, "big"), k, len(row).to_bytes(4, "big"), row))
+    except UnicodeEncodeError:
+        raise InputError("key is not valid Unicode", field="key",
+                         rule="lthash.invalid_unicode") from None
+    except OverflowError:
+        raise InputError("element part longer than 4 GiB", field="row",
+                         rule="lthash.length") from None
+
+
+def key_elements(keys: Sequence[str], rows: Sequence[bytes]) -> list[bytes]:
+    """``[key_element(k, r) for k, r in zip(keys, rows)]``, a batch at a time."""
+    u32 = _U32.pack
+    try:
+        encoded = [key.encode("utf-8") for key in keys]
+        return [u32(len(k)) + k + u32(len(r)) + r for k, r in zip(encoded, rows, strict=True)]
+    except (UnicodeEncodeError, struct.error, TypeError):
+        return list(map(key_element, keys, rows))  # raises the precise error
+
+
+def _framed(name: str, text: str) -> bytes:
+    try:
+        part = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(
+            f"{name} is not valid Unicode", field=name, rule="lthash.invalid_unicode"
+        ) from None
+    if len(part) >= 2**32:
+        raise InputError("element part longer than 4 GiB", field="row", rule="lthash.length")
+    return len(part).to_bytes(4, "big") + part
+
+
+def sum_expansions(items: Sequence[bytes], prefix: bytes = b"") -> bytes:
+    """The lane-wise sum of the expansions of ``prefix + item`` for every item, as 2048
+    state bytes: ``LtHash.of(prefix + i for i in items).to_bytes()``, computed without the
+    per-item concatenation. A module-level function of bytes to bytes, so that a helper
+    process can run it (see :class:`Summer`)."""
+    base = hashlib.shake_128(ELEMENT_DOMAIN + prefix)
+    total = np.zeros(LANES, dtype=np.uint16)
+    for start in range(0, len(items), _BATCH):
+        vectors = []
+        for item in items[start:start + _BATCH]:
+            h = base.copy()
+            h.update(item)
+            vectors.append(h.digest(STATE_BYTES))
+        total += np.frombuffer(b"".join(vectors), dtype=_LE_U16).reshape(-1, LANES).sum(
+            axis=0, dtype=np.uint16)
+    return total.astype(_LE_U16, copy=False).tobytes()
 
 
 class LtHash:
@@ -207,6 +256,53 @@ class LtHash:
 
     def __repr__(self) -> str:
         return f"<LtHash {self.digest()[:16]}>"
+
+
+class Summer:
+    """Adds batches of elements to an LtHash, handing some batches to a helper process.
+
+    SHAKE128 runs in C but holds the GIL, so a second core helps only through a second
+    process. ``submit(fn, *args)`` is an executor's (:class:`cutru.journal.helper.Helper`);
+    with none, every batch is summed here. A batch goes to the helper while fewer than
+    ``inflight`` of ours wait there, else it is summed in this process, so the two share
+    the work whichever is busier. Addition is commutative, so the order in which batches
+    finish does not matter: :meth:`result` is exactly ``LtHash.of`` of every element added.
+    """
+
+    def __init__(self, submit: Callable[..., Future[bytes]] | None = None, *,
+                 inflight: int = 2) -> None:
+        self._submit = submit
+        self._inflight = inflight
+        self._state = LtHash.empty()
+        self._pending: list[Future[bytes]] = []
+
+    def use(self, submit: Callable[..., Future[bytes]] | None) -> None:
+        """Hand later batches to this executor's ``submit`` (None: sum them here)."""
+        self._submit = submit
+
+    def add(self, items: Sequence[bytes], prefix: bytes = b"") -> None:
+        """Add the elements ``prefix + item`` for each of ``items``."""
+        if not items:
+            return
+        self._collect(block=False)
+        if self._submit is not None and len(self._pending) < self._inflight:
+            self._pending.append(self._submit(sum_expansions, list(items), prefix))
+        else:
+            self._state.combine(LtHash.from_bytes(sum_expansions(items, prefix)))
+
+    def result(self) -> LtHash:
+        """The state of everything added (waits for the helper's share)."""
+        self._collect(block=True)
+        return self._state.copy()
+
+    def _collect(self, *, block: bool) -> None:
+        still = []
+        for future in self._pending:
+            if block or future.done():
+                self._state.combine(LtHash.from_bytes(future.result()))
+            else:
+                still.append(future)
+        self._pending = still
 
 
 def _expanded(items: Iterable[bytes]) -> Iterator[npt.NDArray[np.uint16]]:

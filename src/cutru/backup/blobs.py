@@ -1,0 +1,86 @@
+"""Cutting a stream into data blobs and sealing the new ones, here or in a helper process.
+
+Chunking (numpy), content ids (HMAC-SHA-256), compression (zstd) and encryption (AES-GCM)
+are most of what saving a snapshot's streams costs. :class:`BlobSealer` does all four for one
+stream at a time and hands back, for each chunk in order, its id, its length and its sealed
+bytes (None for a chunk the repository already holds). A snapshot runs one in the helper
+process (:mod:`cutru.journal.helper`) through the module-level ``helper_*`` functions while
+it reads the database, and adds the sealed blobs to its packs itself; a small snapshot runs
+one here. Either way the blobs are exactly those :meth:`Repository.save_blob` would make.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cutru.backup.chunker import Chunker, ChunkerParams, Cutter
+from cutru.backup.crypto import RepoKeys
+from cutru.backup.pack import BlobType, blob_ad
+
+#: (blob id, plaintext length, sealed blob or None when it needs no storing)
+Cut = tuple[bytes, int, bytes | None]
+
+_DATA = BlobType.DATA
+
+
+class BlobSealer:
+    """Chunks streams (several at once, each by its name) and seals every chunk ``known``
+    does not hold and this sealer has not sealed before."""
+
+    def __init__(self, keys: RepoKeys, chunker: Chunker, known: Callable[[bytes], bool]
+                 ) -> None:
+        self.keys = keys
+        self.chunker = chunker
+        self._known = known
+        self._sealed: set[bytes] = set()
+        self._cutters: dict[str, Cutter] = {}
+
+    def start(self, stream: str) -> None:
+        """Begin stream ``stream`` (at a chunk boundary)."""
+        self._cutters[stream] = Cutter(self.chunker)
+
+    def feed(self, stream: str, data: bytes) -> list[Cut]:
+        """The chunks of ``stream`` that ``data`` completes."""
+        return [self._cut(chunk) for chunk in self._cutters[stream].feed(data)]
+
+    def finish(self, stream: str) -> list[Cut]:
+        """The last chunks of ``stream``."""
+        return [self._cut(chunk) for chunk in self._cutters.pop(stream).finish()]
+
+    def _cut(self, chunk: bytes) -> Cut:
+        blob_id = self.keys.content_id(_DATA.label, chunk)
+        if blob_id in self._sealed or self._known(blob_id):
+            return blob_id, len(chunk), None
+        self._sealed.add(blob_id)
+        return blob_id, len(chunk), self.keys.seal(chunk, blob_ad(_DATA, blob_id),
+                                                    compress=True)
+
+
+# --- in the helper process --------------------------------------------------------------------
+
+_SEALER: list[BlobSealer] = []
+
+
+def helper_init(master: bytes, min_size: int, avg_size: int, max_size: int, seed: bytes,
+                known: frozenset[bytes]) -> None:
+    """Set up this process's sealer: the repository's keys and chunker, and the ids of the
+    blobs it holds."""
+    chunker = Chunker(ChunkerParams(min_size, avg_size, max_size), seed)
+    _SEALER[:] = [BlobSealer(RepoKeys.from_master(master), chunker, known.__contains__)]
+
+
+def helper_sealer() -> BlobSealer:
+    """This process's sealer (set up by :func:`helper_init`)."""
+    return _SEALER[0]
+
+
+def helper_start(stream: str) -> None:
+    _SEALER[0].start(stream)
+
+
+def helper_feed(stream: str, data: bytes) -> list[Cut]:
+    return _SEALER[0].feed(stream, data)
+
+
+def helper_finish(stream: str) -> list[Cut]:
+    return _SEALER[0].finish(stream)

@@ -1,0 +1,297 @@
+"""The fast paths of snapshots and of the state digest give exactly what the plain ones give.
+
+* Rows read with the driver's cursor, and on SQLite encoded by the query itself
+  (``json_object``), against SQLAlchemy rows encoded by ``canonical.encode_row``: the same
+  bytes for every value, awkward strings included, and the same errors for values the
+  canonical encoding refuses.
+* The state digest shared with a helper process against one process.
+* A snapshot sealed in a helper process, and one that reuses the journal blobs of the
+  snapshot before it, against a plain one: the same blobs, and they restore.
+* kill -9 of a snapshot with a helper: the helper ends too, and the repository verifies.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, select, text
+
+from cutru.backup import KeyFile, Repository, generate_key_file, snapshot
+from cutru.backup.lock import remove_stale_locks
+from cutru.backup.restore import restore_snapshot
+from cutru.backup.service import verify_repository
+from cutru.backup.snapshot import take_snapshot
+from cutru.backup.targets import LocalTarget, MemoryTarget
+from cutru.config import Settings
+from cutru.errors import InputError, JournalChainBroken
+from cutru.journal import canonical
+from cutru.journal.helper import Helper, HelperFailed
+from cutru.journal.lthash import LtHash, Summer, row_element, sum_expansions
+from cutru.services.registry import Registry
+from cutru.store import projection
+from cutru.store.rows import complete_row
+from cutru.store.schema import PROJECTION, persons, stays
+
+from .test_snapshot import PASS, TEST_CHUNKS, adjust, new_db, new_repo, person_keys, seed
+
+#: Every character the canonical encoding escapes, and some it writes raw.
+AWKWARD = ("".join(map(chr, range(0x20))) + '"\\/\x7f \u2028\u2029\ufeff é Nguyễn Thị Ánh '
+           "\U0001f600 '; DROP TABLE persons; --")
+
+
+def reference_rows(conn: Any) -> list[tuple[str, str, bytes]]:
+    """(table, key, canonical row) the plain way: SQLAlchemy rows and the canonical encoder."""
+    out = []
+    for table in PROJECTION:
+        for row in conn.execute(select(table).order_by(table.c.key)).mappings():
+            image = {str(k): v for k, v in row.items()}
+            out.append((table.name, image["key"], canonical.encode_row(image)))
+    return out
+
+
+def fast_rows(conn: Any, batch: int = projection.ROW_BATCH) -> list[tuple[str, str, bytes]]:
+    return [(table.name, key, row) for table in PROJECTION
+            for keys, rows in projection.encoded_rows(conn, table, batch)
+            for key, row in zip(keys, rows, strict=True)]
+
+
+def add_awkward_rows(reg: Registry) -> None:
+    awkward = AWKWARD if reg.db.is_sqlite else AWKWARD.replace("\0", "")  # PostgreSQL: no NUL
+    with reg.db.begin() as conn:
+        for i, text_ in enumerate([awkward, "", "\\u0041", '{"a":1}', "x" * 5000]):
+            conn.execute(insert(persons).values(complete_row(persons, {
+                "key": f"P-awkward-{i}", "full_name": text_, "birth_date": "2000-01-01",
+                "birth_year": -(2**31) if i == 2 else 2000, "sex": "nữ",
+                "secret_label": i % 2 == 0, "occupation": text_ or None})))
+        conn.execute(insert(stays).values(complete_row(stays, {
+            "key": "S-awkward", "full_name": awkward, "document_number": "0",
+            "commune_code": "00001", "street": awkward, "arrival": "2026-01-01",
+            "departure": "2026-01-02", "reason": "\n", "notified_at": "x"})))
+
+
+def test_rows_and_state_equal_the_plain_way(registry: Registry) -> None:
+    seed(registry, 60)
+    add_awkward_rows(registry)
+    with registry.db.read() as conn:
+        expected = reference_rows(conn)
+        assert fast_rows(conn) == expected
+        assert fast_rows(conn, batch=7) == expected  # many pages
+        assert [(t, r["key"]) for t, _, r in projection.iter_projection_rows(conn)] == \
+            [(t, k) for t, k, _ in expected]
+        state = LtHash.of(row_element(t, k, r) for t, k, r in expected)
+        assert projection.projection_state(conn, helper=False) == (state, len(expected))
+        assert projection.projection_state(conn, helper=True) == (state, len(expected))
+
+
+@pytest.mark.parametrize(("sql", "error"), [
+    ("UPDATE persons SET birth_year = 1985.5 WHERE key = :k", "canonical.float"),
+    ("UPDATE persons SET full_name = x'00ff' WHERE key = :k", "canonical.type"),
+    ("UPDATE persons SET secret_label = 'có' WHERE key = :k", None),
+    ("UPDATE persons SET secret_label = 2 WHERE key = :k", None),
+    ("UPDATE persons SET secret_label = 0.0 WHERE key = :k", None),
+    ("UPDATE persons SET occupation = 17 WHERE key = :k", None),
+])
+def test_values_sqlite_would_encode_otherwise_take_the_row_path(registry: Registry, sql: str,
+                                                                error: str | None) -> None:
+    """A value the canonical encoding refuses raises the same error, and one it reads in
+    its own way (a boolean column holding text) gives the same bytes, whichever path."""
+    if not registry.db.is_sqlite:
+        pytest.skip("PostgreSQL keeps a column's type: only SQLite stores such values")
+    seed(registry, 20)
+    key = person_keys(registry, 3)[1]
+    with registry.db.engine.begin() as conn:
+        conn.execute(text(sql), {"k": key})
+    with registry.db.read() as conn:
+        if error is None:
+            assert fast_rows(conn, batch=4) == reference_rows(conn)
+        else:
+            with pytest.raises(InputError) as plain:
+                reference_rows(conn)
+            with pytest.raises(InputError) as fast:
+                fast_rows(conn, batch=4)
+            assert fast.value.rule == plain.value.rule == error
+
+
+def test_sum_expansions_and_the_summer_equal_lthash() -> None:
+    items = [f"phần tử {i}".encode() for i in range(10_000)]
+    expected = LtHash.of(b"pre" + i for i in items)
+    assert sum_expansions(items, b"pre") == expected.to_bytes()
+    with_helper = Helper()
+    try:
+        summer = Summer(with_helper.submit, inflight=1)
+        for start in range(0, len(items), 700):
+            summer.add(items[start:start + 700], b"pre")
+        assert summer.result() == expected
+    finally:
+        with_helper.close()
+    alone = Summer()
+    alone.add(items, b"pre")
+    assert alone.result() == expected
+
+
+def test_helper_reports_errors_and_its_end() -> None:
+    helper = Helper()
+    try:
+        with pytest.raises(ZeroDivisionError):
+            helper.submit(divmod, 1, 0).result()
+        assert helper.submit(divmod, 7, 2).result() == (3, 1)
+        helper._proc.kill()
+        helper._proc.wait()
+        with pytest.raises(HelperFailed):
+            helper.submit(divmod, 7, 2).result(timeout=30)
+    finally:
+        helper.close()
+
+
+def streams_of(info: snapshot.SnapshotInfo) -> dict[str, tuple[str, ...]]:
+    return {name: s.trees for name, s in info.streams.items()}
+
+
+def test_a_snapshot_sealed_in_a_helper_has_the_same_blobs_and_restores(
+        registry: Registry, tmp_path: Path) -> None:
+    seed(registry, 120)
+    key = registry.signing_key
+    assert key is not None
+    repo = new_repo(LocalTarget(tmp_path / "repo"))
+    plain = take_snapshot(registry.db, repo, key, helper=False)
+    helped = take_snapshot(registry.db, repo, key, helper=True)
+    assert helped.new_blobs == 0 and streams_of(helped) == streams_of(plain)
+    assert helped.position == plain.position
+
+    other = new_repo(LocalTarget(tmp_path / "other"))
+    first = take_snapshot(registry.db, other, key, helper=True)
+    reopened = Repository.open(LocalTarget(tmp_path / "other"), PASS)
+    assert verify_repository(reopened, registry.public_keys(), read_data=True).ok
+    db = new_db(tmp_path)
+    try:
+        restored = restore_snapshot(reopened, first.name, db, public_keys=registry.public_keys())
+    finally:
+        db.dispose()
+    assert restored.digest == plain.position.state_digest
+
+
+@pytest.mark.parametrize("helper", [False, True])
+def test_the_journal_blobs_of_the_snapshot_before_are_reused_exactly(
+        registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        helper: bool) -> None:
+    seed(registry, 120)
+    key = registry.signing_key
+    assert key is not None
+    repo = new_repo(MemoryTarget())
+    first = take_snapshot(registry.db, repo, key, helper=helper)
+    adjust(registry, person_keys(registry, 5), "kỹ sư")
+
+    reused: list[Any] = []
+    real = snapshot._journal_reuse
+
+    def spy(*args: Any) -> Any:
+        found = real(*args)
+        reused.append(found[0])
+        return found
+
+    monkeypatch.setattr(snapshot, "_journal_reuse", spy)
+    second = take_snapshot(registry.db, repo, key, helper=helper)
+    assert reused[0] is not None and reused[0].snapshot == first.name
+    assert reused[0].skip > first.streams["journal"].bytes // 2
+    monkeypatch.setattr(snapshot, "_journal_reuse", lambda *_: (None, None))
+    third = take_snapshot(registry.db, repo, key, helper=helper)
+    assert third.new_blobs == 0 and streams_of(third) == streams_of(second)
+    db = new_db(tmp_path)
+    try:
+        restored = restore_snapshot(repo, second.name, db, public_keys=registry.public_keys())
+    finally:
+        db.dispose()
+    assert restored.position == second.position
+
+
+def test_reuse_still_reads_and_checks_every_entry(registry: Registry) -> None:
+    """The blobs of the journal's start are reused only because every entry is read and
+    its hash and link checked as before: an entry altered in the database is refused."""
+    seed(registry, 60)
+    key = registry.signing_key
+    assert key is not None
+    repo = new_repo(MemoryTarget())
+    take_snapshot(registry.db, repo, key)
+    adjust(registry, person_keys(registry, 2), "thợ điện")
+    with registry.db.engine.begin() as conn:
+        if registry.db.is_sqlite:
+            conn.execute(text("DROP TRIGGER journal_no_update"))
+        else:
+            conn.execute(text("DROP TRIGGER journal_no_change ON journal"))
+        conn.execute(text("UPDATE journal SET actor = 'kẻ giả' WHERE seq = 2"))
+    with pytest.raises(JournalChainBroken):
+        take_snapshot(registry.db, repo, key)
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"  # a zombie waiting for a reaper has ended
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_kill9_of_a_snapshot_ends_its_helper_and_leaves_a_repository_that_verifies(
+        tmp_path: Path) -> None:
+    reg = Registry(Settings(data_dir=tmp_path / "data", key_dir=tmp_path / "keys"))
+    reg.init()
+    seed(reg, 200)
+    Repository.init(LocalTarget(tmp_path / "repo"), generate_key_file(tmp_path / "repo.key"),
+                    chunker=TEST_CHUNKS, pack_size=32 * 1024)
+    script = f"""
+from pathlib import Path
+from cutru.backup import KeyFile, Repository
+from cutru.backup.snapshot import take_snapshot
+from cutru.backup.targets import LocalTarget
+from cutru.config import Settings
+from cutru.services.registry import Registry
+tmp = Path({str(tmp_path)!r})
+reg = Registry(Settings(data_dir=tmp / "data", key_dir=tmp / "keys"))
+repo = Repository.open(LocalTarget(tmp / "repo"), KeyFile.load(tmp / "repo.key"))
+while True:
+    with repo.lock():
+        take_snapshot(reg.db, repo, reg.signing_key, helper=True)
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    rng = random.Random(5)
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", script], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not (helpers := _children(proc.pid)) and time.monotonic() < deadline:
+            assert proc.poll() is None, "the snapshot process ended by itself"
+            time.sleep(0.01)
+        assert helpers, "no helper process started"
+        time.sleep(rng.uniform(0.1, 1.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        deadline = time.monotonic() + 30
+        while not all(map(_gone, helpers)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(map(_gone, helpers)), "the helper outlived its snapshot"
+        repo = Repository.open(LocalTarget(tmp_path / "repo"), KeyFile.load(tmp_path / "repo.key"))
+        remove_stale_locks(repo.target, repo.keys)
+        report = verify_repository(repo, reg.public_keys(), read_data=True)
+        assert report.ok, report.to_dict()
