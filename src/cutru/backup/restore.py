@@ -68,6 +68,7 @@ class RestoreResult:
     entries: int
     segments: list[str] = field(default_factory=list)
     duration_ms: int = 0
+    replay_ms: int = 0  # of which: loading and applying the archived entries
 
     def to_dict(self) -> dict[str, Any]:
         return {"digest": self.digest, "duration_ms": self.duration_ms,
@@ -106,9 +107,11 @@ def restore_snapshot(repo: Repository, name: str, target_db: Database, *,
         if cps:
             conn.execute(insert(checkpoints), [_checkpoint_row(cp) for cp in cps])
         used: list[str] = []
+        replay_started = time.monotonic()
         if segments and (upto is None or upto > base.seq):
             last = _apply_segments(conn, repo, snap, last, upto, public_keys, used, progress,
                                    generation)
+        replay_ms = int((time.monotonic() - replay_started) * 1000)
         position = Position(last.seq, last.hash, last.ts, last.digest) if last.seq > base.seq \
             else base
         if upto is not None and position.seq != upto:
@@ -125,7 +128,7 @@ def restore_snapshot(repo: Repository, name: str, target_db: Database, *,
             seq=position.seq, hash=position.chain_head, ts=position.ts,
             lthash=state.to_bytes()))
     return RestoreResult(name, position, state.digest(), count, position.seq, used,
-                         int((time.monotonic() - started) * 1000))
+                         int((time.monotonic() - started) * 1000), replay_ms)
 
 
 @dataclass
@@ -222,13 +225,22 @@ def _restore_journal(conn: Connection, repo: Repository, snap: SnapshotInfo, whe
     return last
 
 
+_COLUMNS = ("seq", "ts", "actor", "purpose", "operation", "subjects", "changes", "digest",
+            "prev", "hash")
+
+
 def _insert_entries(conn: Connection, entries: list[StoredEntry]) -> None:
+    """Journal rows and their subjects, with the driver's ``executemany``."""
     if not entries:
         return
-    conn.execute(insert(journal), [e.row() for e in entries])
-    subjects = [{"subject": s, "seq": e.seq} for e in entries for s in e.subjects]
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    rows = [tuple(r[c] for c in _COLUMNS) for r in (e.row() for e in entries)]
+    conn.exec_driver_sql(f"INSERT INTO {journal.name} ({', '.join(_COLUMNS)}) VALUES "
+                         f"({', '.join(mark for _ in _COLUMNS)})", rows)
+    subjects = [(s, e.seq) for e in entries for s in e.subjects]
     if subjects:
-        conn.execute(insert(journal_subjects), subjects)
+        conn.exec_driver_sql(f"INSERT INTO {journal_subjects.name} (subject, seq) VALUES "
+                             f"({mark}, {mark})", subjects)
 
 
 def _checkpoint_row(cp: SignedCheckpoint) -> dict[str, Any]:

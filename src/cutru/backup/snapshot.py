@@ -279,20 +279,34 @@ _ENTRY_FIELDS = frozenset({"actor", "changes", "digest", "hash", "operation", "p
 
 
 def parse_entry_line(line: bytes, where: str) -> Entry:
-    """An entry from :func:`entry_line`'s bytes, with its hash checked over its content."""
+    """An entry from :func:`entry_line`'s bytes, with its hash checked over its content.
+
+    The line must be exactly :func:`entry_line` of what it decodes to: every field around
+    ``changes`` is re-encoded and compared, and ``changes`` is kept as the line's own bytes,
+    which the entry hash covers (any other encoding of the same value fails the hash)."""
     try:
-        doc = canonical.decode(line)
+        doc = json.loads(line)
         if not isinstance(doc, dict) or set(doc) != _ENTRY_FIELDS:
             raise TypeError("fields")
-        changes = doc["changes"]
+        if type(doc["seq"]) is not int or not all(isinstance(s, str) for s in doc["subjects"]):
+            raise TypeError("types")
+        enc = canonical.encode_str
+        head = b'{"actor":' + enc(doc["actor"]) + b',"changes":'
+        tail = b"".join((
+            b',"digest":', enc(doc["digest"]), b',"hash":', enc(doc["hash"]),
+            b',"operation":', enc(doc["operation"]), b',"prev":', enc(doc["prev"]),
+            b',"purpose":', enc(doc["purpose"]), b',"seq":', str(doc["seq"]).encode(),
+            b',"subjects":', canonical.encode(list(doc["subjects"])), b',"ts":',
+            enc(doc["ts"]), b"}"))
+        if not (line.startswith(head) and line.endswith(tail)):
+            raise TypeError("not canonical")
         entry = Entry(
             seq=doc["seq"], ts=doc["ts"], actor=doc["actor"], purpose=doc["purpose"],
             operation=doc["operation"], subjects=tuple(doc["subjects"]),
-            changes=tuple(Change.from_object(c) for c in changes), digest=doc["digest"],
-            prev=doc["prev"], hash=doc["hash"], raw_changes=canonical.encode(changes))
-        if type(entry.seq) is not int or not all(isinstance(s, str) for s in entry.subjects):
-            raise TypeError("types")
-    except (InputError, TypeError, KeyError, AttributeError):
+            changes=tuple(Change.from_object(c) for c in doc["changes"]),
+            digest=doc["digest"], prev=doc["prev"], hash=doc["hash"],
+            raw_changes=bytes(line[len(head):len(line) - len(tail)]))
+    except (InputError, TypeError, KeyError, AttributeError, ValueError):
         raise _damaged(where, "it holds a malformed journal entry") from None
     if entry.computed_hash() != entry.hash:
         raise _damaged(where, f"journal entry {entry.seq} does not hash to its recorded hash")

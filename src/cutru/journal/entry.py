@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from cutru.journal import canonical
@@ -33,22 +34,24 @@ class Change:
     def to_object(self) -> dict[str, Any]:
         return {"table": self.table, "key": self.key, "before": self.before, "after": self.after}
 
-    #: canonical encodings of the two images and of the whole change, computed once when
-    #: the change is made: the entry hash and the state digest both use them
-    before_bytes: bytes | None = field(init=False, compare=False, repr=False)
-    after_bytes: bytes | None = field(init=False, compare=False, repr=False)
-    encoded: bytes = field(init=False, compare=False, repr=False)
+    # The canonical encodings of the two images and of the whole change, computed once, when
+    # first needed: the entry hash and the state digest both use them; replaying a restore
+    # needs only the images.
+    @cached_property
+    def before_bytes(self) -> bytes | None:
+        return None if self.before is None else canonical.encode_row(self.before)
 
-    def __post_init__(self) -> None:
-        before = None if self.before is None else canonical.encode_row(self.before)
-        after = None if self.after is None else canonical.encode_row(self.after)
-        object.__setattr__(self, "before_bytes", before)
-        object.__setattr__(self, "after_bytes", after)
+    @cached_property
+    def after_bytes(self) -> bytes | None:
+        return None if self.after is None else canonical.encode_row(self.after)
+
+    @cached_property
+    def encoded(self) -> bytes:
         # keys in canonical order: after, before, key, table
-        object.__setattr__(self, "encoded", b"".join((
-            b'{"after":', after or b"null", b',"before":', before or b"null", b',"key":',
-            canonical.encode_str(self.key), b',"table":', canonical.encode_str(self.table),
-            b"}")))
+        return b"".join((
+            b'{"after":', self.after_bytes or b"null", b',"before":',
+            self.before_bytes or b"null", b',"key":', canonical.encode_str(self.key),
+            b',"table":', canonical.encode_str(self.table), b"}"))
 
     @classmethod
     def from_object(cls, obj: dict[str, Any]) -> Change:

@@ -176,21 +176,30 @@ class RowWriter:
 def replace_rows(conn: Connection, final: dict[tuple[str, str], Row | None],
                  chunk: int = 500) -> None:
     """Bring rows to their final images at once (replaying a stretch of journal, whose
-    after-images are whole rows): delete every touched key, then insert the rows that exist
-    at the end, table by table with ``executemany``."""
-    paramstyle = "qmark" if conn.dialect.name == "sqlite" else "format"
-    mark = "?" if paramstyle == "qmark" else "%s"
+    after-images are whole rows): rows absent at the end are deleted, the others inserted
+    or replaced, table by table with ``executemany``."""
+    sqlite = conn.dialect.name == "sqlite"
+    mark = "?" if sqlite else "%s"
     by_table: dict[str, list[tuple[str, Row | None]]] = {}
     for (table, key), row in final.items():
         by_table.setdefault(table, []).append((key, row))
     for table, items in by_table.items():
-        keys = [k for k, _ in items]
-        for i in range(0, len(keys), chunk):
-            part = keys[i:i + chunk]
+        gone = [k for k, r in items if r is None]
+        for i in range(0, len(gone), chunk):
+            part = gone[i:i + chunk]
             conn.exec_driver_sql(
                 f"DELETE FROM {table} WHERE key IN ({', '.join(mark for _ in part)})",
                 tuple(part))
         lay = layout(table)
         rows = [lay.values(r) for _, r in items if r is not None]
-        if rows:
-            conn.exec_driver_sql(lay.insert_sql[paramstyle], rows)
+        if not rows:
+            continue
+        cols = ", ".join(lay.names)
+        values = ", ".join(mark for _ in lay.names)
+        if sqlite:
+            sql = f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({values})"
+        else:
+            sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in lay.names if c != "key")
+            sql = (f"INSERT INTO {table} ({cols}) VALUES ({values}) "
+                   f"ON CONFLICT (key) DO UPDATE SET {sets}")
+        conn.exec_driver_sql(sql, rows)
