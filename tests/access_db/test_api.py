@@ -267,3 +267,19 @@ def test_api_key_is_limited_to_its_scoped_purposes(registry: Registry, api: http
     other = api.get(f"/api/v1/persons/{k['child']}",
                     headers={**case, "X-Cutru-Purpose": "state_duty"})
     assert other.status_code == 403 and other.json()["reason"] == "denied.api_key_scope"
+
+
+def test_officer_declares_a_person_in_their_commune_only(registry: Registry,
+                                                        api: httpx.Client) -> None:
+    hk = {**auth(api, "can-bo-hk"), **DUTY}
+    someone = person("Lê Thị Hoa", "1990-02-03", "female",
+                     current_living_place={"commune_code": HOAN_KIEM, "street": "5 Hàng Gai"})
+    r = api.post("/api/v1/transactions/person.declare", headers=hk,
+                 json={"arguments": {"person": someone}})
+    assert r.status_code == 200, r.text
+    assert registry.person(r.json()["result"])["person"]["full_name"] == "Lê Thị Hoa"
+    elsewhere = person("Lê Văn Nam", "1991-02-03", "male",
+                       current_living_place={"commune_code": SAI_GON, "street": "1 Lê Lợi"})
+    refused = api.post("/api/v1/transactions/person.declare", headers=hk,
+                       json={"arguments": {"person": elsewhere}})
+    assert refused.status_code == 403 and refused.json()["error"] == "access_denied"

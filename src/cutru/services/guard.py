@@ -179,6 +179,8 @@ class Guard(GrantsMixin, AuditViewsMixin, WebViewsMixin, RecoveryViewsMixin):
                  **arguments: Any) -> Any:
         """Run a transaction if the policy allows ``operation`` for this purpose in the
         commune(s) it touches; its audit record commits with it."""
+        if operation == "person.declare" and set(arguments) == {"person"}:
+            return self.declare_person(principal, purpose, arguments["person"])
         resource = self._write_resource(operation, arguments)
         subjects = sorted({v for k, v in arguments.items() if k.endswith("person_key")
                            and isinstance(v, str)})
