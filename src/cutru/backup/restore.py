@@ -12,13 +12,13 @@ uses it as the restore drill.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
-from sqlalchemy.exc import DBAPIError
 
 from cutru.backup.archive import list_segments, load_segment, segment_name
 from cutru.backup.repository import Repository
@@ -153,49 +153,29 @@ def _require_empty(conn: Connection, db: Database) -> None:
 
 def _restore_tables(conn: Connection, repo: Repository, snap: SnapshotInfo, where: str,
                     progress: Progress) -> int:
-    """Each table's rows from its stream, ``BATCH`` lines per statement: the database parses
-    the JSON itself (SQLite's ``json_each``, PostgreSQL's ``json_populate_recordset``). The
-    state digest recomputed from the tables afterwards proves what was written."""
+    paramstyle = "qmark" if conn.dialect.name == "sqlite" else "format"
     count = 0
     for table in PROJECTION:
-        sql = _bulk_insert_sql(conn.dialect.name, table.name)
-        batch: list[bytes] = []
+        lay = layout(table.name)
+        sql = lay.insert_sql[paramstyle]
+        batch: list[tuple[Any, ...]] = []
         for line in read_stream(repo, snap.stream(table.name), where):
-            batch.append(line)
+            try:
+                row = json.loads(line)
+                batch.append(tuple(row.get(n) for n in lay.names))
+            except (ValueError, AttributeError):
+                raise RepositoryDamaged(f"{where}: a {table.name} row is malformed",
+                                        object=where) from None
             if len(batch) >= BATCH:
-                count += _insert_lines(conn, sql, batch, table.name, where)
+                conn.exec_driver_sql(sql, batch)
+                count += len(batch)
                 progress(len(batch))
                 batch = []
         if batch:
-            count += _insert_lines(conn, sql, batch, table.name, where)
+            conn.exec_driver_sql(sql, batch)
+            count += len(batch)
             progress(len(batch))
     return count
-
-
-def _bulk_insert_sql(dialect: str, table: str) -> str:
-    names = layout(table).names
-    cols = ", ".join(names)
-    if dialect == "sqlite":
-        picks = ", ".join(f"json_extract(value, '$.\"{n}\"')" for n in names)
-        return f"INSERT INTO {table} ({cols}) SELECT {picks} FROM json_each(?)"
-    return (f"INSERT INTO {table} ({cols}) SELECT {cols} "
-            f"FROM json_populate_recordset(NULL::{table}, %s::json)")
-
-
-def _insert_lines(conn: Connection, sql: str, lines: list[bytes], table: str,
-                  where: str) -> int:
-    array = b"[" + b",".join(lines) + b"]"
-    try:
-        text = array.decode("utf-8")
-        if conn.dialect.name == "sqlite":  # each element must be an object, as PG checks
-            bad = conn.exec_driver_sql("SELECT count(*) FROM json_each(?) WHERE type != "
-                                       "'object'", (text,)).scalar()
-            if bad:
-                raise ValueError("not an object")
-        conn.exec_driver_sql(sql, (text,))
-    except (UnicodeDecodeError, ValueError, DBAPIError):
-        raise RepositoryDamaged(f"{where}: a {table} row is malformed", object=where) from None
-    return len(lines)
 
 
 def _read_checkpoints(repo: Repository, snap: SnapshotInfo, where: str,
