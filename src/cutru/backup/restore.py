@@ -162,8 +162,11 @@ def _restore_tables(conn: Connection, repo: Repository, snap: SnapshotInfo, wher
         for line in read_stream(repo, snap.stream(table.name), where):
             try:
                 row = json.loads(line)
-                batch.append(tuple(row.get(n) for n in lay.names))
-            except (ValueError, AttributeError):
+                try:
+                    batch.append(lay.values(row))
+                except KeyError:  # a column added since the snapshot was taken
+                    batch.append(tuple(row.get(n) for n in lay.names))
+            except (ValueError, TypeError, AttributeError):
                 raise RepositoryDamaged(f"{where}: a {table.name} row is malformed",
                                         object=where) from None
             if len(batch) >= BATCH:
