@@ -228,4 +228,17 @@ def render(results: dict[str, Any]) -> str:
     out += ["1.00× means linear growth (the same cost per person at both sizes); above 1 the "
             "cost per person rises with the registry's size. For lookups the ratio is of "
             "median latencies, for sizes of bytes per person.", ""]
+    out += SEE_ALSO
     return "\n".join(out).rstrip() + "\n"
+
+
+#: The other benchmark documents, each written by its own command.
+SEE_ALSO = [
+    "## 8. Backups and restores", "",
+    "- [benchmarks-backup.md](benchmarks-backup.md) (`python benchmarks/bench_backup.py`): "
+    "full snapshot, protecting a 0.1% change, verify `--read-data` and archiving lag against "
+    "restic, borg and `sqlite3 .backup`.",
+    "- [benchmarks-restore.md](benchmarks-restore.md) (`python benchmarks/bench_restore.py`): "
+    "restoring the newest snapshot against `restic restore`, `borg extract` and "
+    "`sqlite3 .restore`; point-in-time replay rate; locating a restore point by actor and "
+    "window; the quick check and pinpointing.", ""]
