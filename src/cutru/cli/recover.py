@@ -14,7 +14,7 @@ from rich.table import Table
 from cutru.cli.backup import KeyFileOption, RepoOption, _bar, _refreshing, _repository
 from cutru.cli.common import console, emit, registry
 from cutru.cli.errors import handled
-from cutru.errors import InputError, RevertConflict
+from cutru.errors import ConfigError, InputError, RevertConflict
 from cutru.recovery.locate import Query, audit_events, local_time, parse_moment
 from cutru.recovery.revert import Plan
 from cutru.services.registry import Registry
@@ -343,7 +343,7 @@ def plan_(
                 live = journal_store.last_seq(conn)
             data["live_head"] = live
             data["entries_not_restored"] = max(0, live - p.seq)
-        except Exception:  # the live database may be gone: the plan needs only the backup
+        except ConfigError:  # the live database may be gone: the plan needs only the backup
             data["live_head"] = None
         if as_json:
             emit(data, True)

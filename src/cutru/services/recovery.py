@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cutru.access.principals import Principal, PrincipalKind
 from cutru.domain.rules import LAW, violation
-from cutru.errors import InputError, NotFound, RevertConflict, RuleViolation
+from cutru.errors import ConfigError, InputError, NotFound, RevertConflict, RuleViolation
 from cutru.journal.entry import Entry, format_ts, parse_ts
 from cutru.recovery.locate import Query, find, local_time, parse_moment
 from cutru.recovery.revert import (
@@ -378,9 +378,7 @@ class Recovery:
                 require_open(conn, incident)
                 _principal(conn, requested_by, "requested_by")
                 old_head = rs.head_of(conn)
-        except NotFound:
-            raise
-        except Exception:  # the live database is damaged or gone: nothing to carry over
+        except ConfigError:  # the live database is damaged or gone: nothing to carry over
             live_ok = False
             old_head = (0, "")
         restored = Database(restored_url)
