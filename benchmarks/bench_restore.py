@@ -44,7 +44,16 @@ try:
 except ImportError:  # not installed (no ./dev venv): use the source tree
     sys.path.insert(0, str(ROOT / "src"))
 
-from bench_backup import PASSPHRASE, check_tools, load, machine, run, size, wal_checkpoint  # noqa: E402
+from bench_backup import (  # noqa: E402
+    PASSPHRASE,
+    check_tools,
+    load,
+    machine,
+    person_keys,
+    run,
+    size,
+    wal_checkpoint,
+)
 from bench_common import Steps, console  # noqa: E402
 from bench_ours import open_registry, timed_import  # noqa: E402
 from sqlalchemy import text  # noqa: E402
@@ -67,13 +76,6 @@ from cutru.store.projection import projection_state  # noqa: E402
 ROGUE, OFFICER, BASIS = "officer-rogue", "officer-bench", "Law on Residence 68/2020/QH14"
 TARGETS = {"replay_entries_per_s": 20_000, "locate_s": 1.0, "quick_rows_per_s": 1_000_000,
            "pinpoint_rows_per_s": 200_000}
-
-
-def person_keys(reg: Registry, n: int) -> list[str]:
-    with reg.db.read() as conn:
-        rows = conn.execute(text("SELECT key FROM persons ORDER BY key")).all()
-    step = max(1, len(rows) // n)
-    return [str(r[0]) for r in rows[::step][:n]]
 
 
 def now_ts(reg: Registry) -> str:

@@ -11,7 +11,7 @@ from rich.table import Table
 from cutru.access import fieldcrypto, identities
 from cutru.access.policy import load_policy
 from cutru.access.principals import Principal, PrincipalKind, Unit
-from cutru.cli.common import console, registry, settings
+from cutru.cli.common import cli_actor, console, registry, settings
 from cutru.cli.errors import handled
 from cutru.services.guard import load_policy_audited, system_event
 
@@ -23,11 +23,6 @@ datakeys = typer.Typer(help="Keys that encrypt sensitive fields at rest.", no_ar
 policy = typer.Typer(help="The access policy: purposes and their field sets, as data.",
                      no_args_is_help=True)
 
-
-def _actor() -> str:
-    import getpass
-
-    return f"cli:{getpass.getuser()}"
 
 
 @users.command("add")
@@ -48,7 +43,7 @@ def users_add(
         p = Principal(principal_id, kind, Unit.parse(unit) if unit else None, role,
                       frozenset(function or []), person, clearance)
         identities.create_principal(conn, p, password=password, now=reg.clock())
-        system_event(conn, _actor(), "principal.create",
+        system_event(conn, cli_actor(), "principal.create",
                      {"principal": principal_id, "kind": kind.value}, now=reg.clock())
         console.print(f"account {principal_id} ({kind.value}) created")
 
@@ -67,7 +62,7 @@ def users_update(
         p = identities.update_principal(conn, principal_id, role=role,
                               unit=Unit.parse(unit) if unit else None, clearance=clearance,
                               functions=function)
-        system_event(conn, _actor(), "principal.update",
+        system_event(conn, cli_actor(), "principal.update",
                      {"principal": principal_id, "role": p.role, "unit": str(p.unit or ""),
                       "clearance": str(p.clearance)}, now=reg.clock())
         console.print(f"account {principal_id} updated")
@@ -89,7 +84,7 @@ def users_disable(ctx: typer.Context, principal_id: str) -> None:
     """Disable an account and end its sessions."""
     with handled(), registry(ctx) as reg, reg.db.begin() as conn:
         identities.disable(conn, principal_id)
-        system_event(conn, _actor(), "principal.disable", {"principal": principal_id},
+        system_event(conn, cli_actor(), "principal.disable", {"principal": principal_id},
                      now=reg.clock())
         console.print(f"account {principal_id} disabled")
 
@@ -102,7 +97,7 @@ def users_passwd(ctx: typer.Context, principal_id: str,
     with handled(), registry(ctx) as reg, reg.db.begin() as conn:
         identities.get_principal(conn, principal_id)
         identities.set_password(conn, principal_id, password, now=reg.clock())
-        system_event(conn, _actor(), "principal.password", {"principal": principal_id},
+        system_event(conn, cli_actor(), "principal.password", {"principal": principal_id},
                      now=reg.clock())
         console.print("password changed")
 
@@ -113,7 +108,7 @@ def apikeys_create(ctx: typer.Context, principal_id: str,
     """Create an API key for an agency account; it is shown once."""
     with handled(), registry(ctx) as reg, reg.db.begin() as conn:
         raw = identities.create_api_key(conn, principal_id, scope, now=reg.clock())
-        system_event(conn, _actor(), "api_key.create",
+        system_event(conn, cli_actor(), "api_key.create",
                      {"principal": principal_id, "key_id": raw.split("_")[1]}, now=reg.clock())
         console.print(raw, markup=False)
 
@@ -123,7 +118,7 @@ def apikeys_revoke(ctx: typer.Context, key_id: str) -> None:
     """Revoke an API key by its id (the part after ``ck_``)."""
     with handled(), registry(ctx) as reg, reg.db.begin() as conn:
         identities.revoke_api_key(conn, key_id, now=reg.clock())
-        system_event(conn, _actor(), "api_key.revoke", {"key_id": key_id}, now=reg.clock())
+        system_event(conn, cli_actor(), "api_key.revoke", {"key_id": key_id}, now=reg.clock())
         console.print(f"API key {key_id} revoked")
 
 

@@ -26,6 +26,13 @@ from cutru.services.registry import Registry
 console = Console()
 
 
+def cli_actor() -> str:
+    """Who acts on the command line, for the audit log and incident records."""
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
 def settings(ctx: typer.Context) -> Settings:
     obj = ctx.find_root().obj
     assert isinstance(obj, Settings)

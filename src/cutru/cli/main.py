@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from cutru.cli import admin, backup, recover, transactions
-from cutru.cli.common import console, emit, progress_bar, registry
+from cutru.cli.common import cli_actor, console, emit, progress_bar, registry
 from cutru.cli.errors import handled
 from cutru.config import load_settings
 from cutru.journal.entry import format_ts
@@ -121,13 +121,11 @@ def show(
 
 def _audit_cli_read(reg: Any, subjects: list[str], data: Any, purpose: str) -> None:
     """A read on the command line is accounted for like any other (as ``cli:<os user>``)."""
-    import getpass
-
     from cutru.services.guard import system_event
 
     fields = tuple(data.get("person", {})) if isinstance(data, dict) else ()
     with reg.db.begin() as conn:
-        system_event(conn, f"cli:{getpass.getuser()}", "read", {"via": "cutru show"},
+        system_event(conn, cli_actor(), "read", {"via": "cutru show"},
                      now=reg.clock(), subjects=tuple(subjects), fields=fields, purpose=purpose)
 
 
@@ -252,19 +250,10 @@ def verify(
 ) -> None:
     """Check the journal chain, the signed checkpoints and the projection against the digest;
     pinpoint rows that differ and since which entry. Exit code 6 when anything is wrong."""
-    from cutru.recovery import integrity
-
     with handled(), registry(ctx) as reg:
         total = reg.journal_length()
         with progress_bar("verifying", None) as advance:
-            if quick:
-                from cutru.services.registry import _read_checkpoint_file
-
-                report = integrity.quick_check(
-                    reg.db, public_keys=reg.public_keys(), progress=advance,
-                    external=_read_checkpoint_file(reg.settings.external_checkpoint_path))
-            else:
-                report = reg.verify(progress=advance)
+            report = reg.quick_check(progress=advance) if quick else reg.verify(progress=advance)
         if backup_repo:
             from cutru.cli.backup import _repository
             from cutru.services.restore import check_against_archive

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from cutru.cli.backup import KeyFileOption, RepoOption, _bar, _refreshing, _repository
-from cutru.cli.common import console, emit, registry
+from cutru.cli.common import cli_actor, console, emit, registry
 from cutru.cli.errors import handled
 from cutru.errors import ConfigError, InputError, RevertConflict
 from cutru.recovery.locate import Query, audit_events, local_time, parse_moment
@@ -36,11 +36,6 @@ ToOption = Annotated[str, typer.Option("--to", help="A journal position, or a ti
 BeforeOption = Annotated[bool, typer.Option("--before", help="The state just before that "
                                             "position or time, not after it.")]
 
-
-def _actor() -> str:
-    import getpass
-
-    return f"cli:{getpass.getuser()}"
 
 
 def _password(principal_id: str) -> str:
@@ -280,7 +275,7 @@ def refuse(
     from cutru.services.recovery import Recovery
 
     with handled(), registry(ctx) as reg:
-        Recovery(reg).refuse(request, by or _actor(), reason)
+        Recovery(reg).refuse(request, by or cli_actor(), reason)
         console.print(f"refused {request}")
 
 
@@ -309,7 +304,7 @@ def rebuild(ctx: typer.Context, incident: IncidentOption) -> None:
 
     with handled(), registry(ctx) as reg:
         with progress_bar("replaying journal", reg.journal_length()):
-            digest = Recovery(reg).rebuild(incident, _actor())
+            digest = Recovery(reg).rebuild(incident, cli_actor())
         console.print(f"projection rebuilt; state digest {digest} matches the journal")
 
 
@@ -458,7 +453,7 @@ def incident_open(
         with reg.db.begin() as conn:
             ident = recovery.open_incident(conn, trigger=trigger, fault=fault,
                                            discovered_at=discovered_at, summary=summary,
-                                           opened_by=by or _actor(), now=reg.clock())
+                                           opened_by=by or cli_actor(), now=reg.clock())
             clock = recovery.notification_clock(parse_moment(discovered_at), reg.clock())
         console.print(f"incident {ident} opened; notify by {clock['deadline_local']} "
                       f"({clock['hours_left']} h left)")
@@ -521,6 +516,6 @@ def incident_close(
 
     with handled(), registry(ctx) as reg:
         with reg.db.begin() as conn:
-            recovery.close_incident(conn, incident, actor=by or _actor(), now=reg.clock(),
+            recovery.close_incident(conn, incident, actor=by or cli_actor(), now=reg.clock(),
                                     note=note)
         console.print(f"incident {incident} closed")

@@ -383,7 +383,7 @@ class Recovery:
             old_head = (0, "")
         restored = Database(restored_url)
         try:
-            head = rs.quick_check(restored)
+            head = rs.check_restored(restored)
         finally:
             restored.dispose()
         carried = rs.carry_over(self.registry.db, restored_url) if live_ok else 0

@@ -98,7 +98,7 @@ class Registry:
                 if self._signing_key is not None:
                     cp = Checkpoint(entry.seq, entry.hash, entry.digest, entry.ts,
                                     self._signing_key.key_id)
-                    _write_durably(ext, json.dumps(self._signing_key.sign(cp).to_dict())
+                    write_durably(ext, json.dumps(self._signing_key.sign(cp).to_dict())
                                    .encode())
         path.unlink()
         return {**body, "outcome": "swapped" if swapped else "not swapped"}
@@ -158,7 +158,7 @@ class Registry:
                     head = journal_store.read_head(conn)
                 if (head.seq, head.hash) == (last.seq, last.hash):
                     cp = Checkpoint(last.seq, last.hash, last.digest, last.ts, key.key_id)
-                    _write_durably(path, json.dumps(key.sign(cp).to_dict()).encode())
+                    write_durably(path, json.dumps(key.sign(cp).to_dict()).encode())
                     return
             self._sign_external(path, key)
 
@@ -182,7 +182,7 @@ class Registry:
         if last is None or last.seq != head.seq:
             return
         cp = Checkpoint(last.seq, last.hash, last.digest, last.ts, key.key_id)
-        _write_durably(path, json.dumps(key.sign(cp).to_dict()).encode())
+        write_durably(path, json.dumps(key.sign(cp).to_dict()).encode())
 
     # -- transactions -------------------------------------------------------------------------
     def declare_person(self, actor: str, purpose: str, person: dict[str, Any]) -> str:
@@ -303,6 +303,13 @@ class Registry:
                                     self.settings.external_checkpoint_path),
                                 progress=progress)
 
+    def quick_check(self, progress: integrity.Progress = integrity._noop) -> integrity.Report:
+        """The scheduled check (``cutru verify --quick``, the integrity watch)."""
+        return integrity.quick_check(self.db, public_keys=self.public_keys(),
+                                     external=_read_checkpoint_file(
+                                         self.settings.external_checkpoint_path),
+                                     progress=progress)
+
     def rebuild(self, progress: integrity.Progress = integrity._noop) -> str:
         return integrity.rebuild(self.db, progress)
 
@@ -333,15 +340,21 @@ def _file_lock(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _write_durably(path: Path, data: bytes) -> None:
-    """temp file → fsync → rename → fsync directory."""
+def write_durably(path: Path, data: bytes) -> None:
+    """temp file → fsync → rename → fsync directory (the directory is created if needed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a directory's new entries (a rename, a link) durable."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:

@@ -46,6 +46,7 @@ from cutru.errors import ConfigError, InputError, NotFound, ProjectionMismatch
 from cutru.journal.entry import Entry
 from cutru.recovery.integrity import Problem
 from cutru.recovery.locate import local_time, parse_moment
+from cutru.services.registry import fsync_dir, write_durably
 from cutru.store import journal_store
 from cutru.store.engine import Database
 from cutru.store.projection import projection_state
@@ -329,7 +330,7 @@ def new_target(settings: Settings, now: datetime, seq: int, into: str | None = N
     return url.set(query=query).render_as_string(hide_password=False)
 
 
-def quick_check(db: Database) -> tuple[int, str, str]:
+def check_restored(db: Database) -> tuple[int, str, str]:
     """A restored database's head (seq, hash, digest), checked against its tables."""
     with db.read() as conn:
         head = journal_store.read_head(conn)
@@ -348,25 +349,6 @@ def quick_check(db: Database) -> tuple[int, str, str]:
 
 def intent_path(settings: Settings) -> Path:
     return settings.data_dir / "swap-intent.json"
-
-
-def write_durably(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def carry_over(live: Database, restored_url: str) -> int:

@@ -20,7 +20,7 @@ from sqlalchemy import insert
 from cutru.errors import CutruError
 from cutru.journal.entry import format_ts
 from cutru.recovery import integrity
-from cutru.services.registry import Registry, _read_checkpoint_file
+from cutru.services.registry import Registry
 from cutru.store.schema import alerts
 
 log = logging.getLogger("cutru.integrity")
@@ -42,9 +42,7 @@ class IntegrityWatch:
 
     def check_now(self) -> integrity.Report:
         reg = self.registry
-        report = integrity.quick_check(
-            reg.db, public_keys=reg.public_keys(),
-            external=_read_checkpoint_file(reg.settings.external_checkpoint_path))
+        report = reg.quick_check()
         self.checks += 1
         self.last_at = time.time()
         self.last_problems = [{"kind": p.kind, "message": p.message, "seq": p.seq,
