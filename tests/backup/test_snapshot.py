@@ -143,6 +143,34 @@ def test_entry_lines_are_the_canonical_encoding(registry: Registry) -> None:
             parse(forged, "test")
 
 
+def test_entry_lines_other_than_the_canonical_bytes_are_refused(registry: Registry) -> None:
+    """The hash is checked over the line's own bytes: the same values written any other way
+    (whitespace, another member order, another escape, the hash moved or duplicated into a
+    row image) are damage, never a silently accepted entry."""
+    seed(registry, 5)
+    with registry.db.read() as conn:
+        entry = next(e for e in journal_store.iter_entries(conn) if e.changes)
+    line = entry_line(entry)
+    hash_member = b',"hash":"' + entry.hash.encode() + b'"'
+    without_hash = line.replace(hash_member, b"")
+    variants = {
+        "space": line.replace(b'"actor":', b'"actor": '),
+        "hash first": b'{"hash":"' + entry.hash.encode() + b'",' + without_hash[1:],
+        "escaped": line.replace(b'"seq":', b'"\\u0073eq":'),
+        "hash in a row": line.replace(b'"table":', hash_member[1:] + b',"table":', 1),
+        "no hash": without_hash,
+        "short hash": line.replace(entry.hash.encode(), entry.hash[:-1].encode()),
+        "truncated": line[:-1],
+        "not json": line.replace(b'"actor":', b'"actor"='),
+    }
+    for name, bad in variants.items():
+        assert bad != line, name
+        for parse in (parse_entry_line, StoredEntry.from_line):
+            with pytest.raises(RepositoryDamaged):
+                parse(bad, "test")
+                pytest.fail(f"{parse.__name__} accepted {name}")
+
+
 # --- online and consistent --------------------------------------------------------------------
 
 

@@ -12,7 +12,6 @@ uses it as the restore drill.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -161,7 +160,7 @@ def _restore_tables(conn: Connection, repo: Repository, snap: SnapshotInfo, wher
         batch: list[tuple[Any, ...]] = []
         for line in read_stream(repo, snap.stream(table.name), where):
             try:
-                row = json.loads(line)
+                row = canonical.loads(line)
                 try:
                     batch.append(lay.values(row))
                 except KeyError:  # a column added since the snapshot was taken
@@ -234,13 +233,18 @@ _COLUMNS = ("seq", "ts", "actor", "purpose", "operation", "subjects", "changes",
 
 def _insert_entries(conn: Connection, entries: list[StoredEntry]) -> None:
     """Journal rows and their subjects, with the driver's ``executemany``."""
-    if not entries:
+    _insert_rows(conn, [tuple(r[c] for c in _COLUMNS) for r in (e.row() for e in entries)],
+                 [(s, e.seq) for e in entries for s in e.subjects])
+
+
+def _insert_rows(conn: Connection, rows: list[tuple[Any, ...]],
+                 subjects: list[tuple[str, int]]) -> None:
+    """``journal`` rows (columns in :data:`_COLUMNS` order) and ``journal_subjects`` rows."""
+    if not rows:
         return
     mark = "?" if conn.dialect.name == "sqlite" else "%s"
-    rows = [tuple(r[c] for c in _COLUMNS) for r in (e.row() for e in entries)]
     conn.exec_driver_sql(f"INSERT INTO {journal.name} ({', '.join(_COLUMNS)}) VALUES "
                          f"({', '.join(mark for _ in _COLUMNS)})", rows)
-    subjects = [(s, e.seq) for e in entries for s in e.subjects]
     if subjects:
         conn.exec_driver_sql(f"INSERT INTO {journal_subjects.name} (subject, seq) VALUES "
                              f"({mark}, {mark})", subjects)
@@ -269,12 +273,13 @@ def _apply_segments(conn: Connection, repo: Repository, snap: SnapshotInfo, last
                 break
             for change in entry.changes:
                 final[(change.table, change.key)] = change.after
-            applied.append(StoredEntry(
-                entry.seq, entry.ts, entry.actor, entry.purpose, entry.operation,
-                entry.subjects, entry.raw_changes or b"", entry.digest, entry.prev,
-                entry.hash))
+            applied.append(entry)
             last = _Last(entry.seq, entry.hash, entry.ts, entry.digest)
-        _insert_entries(conn, applied)
+        _insert_rows(conn, [
+            (e.seq, e.ts, e.actor, e.purpose, e.operation,
+             canonical.encode(list(e.subjects)).decode(), (e.raw_changes or b"").decode(),
+             e.digest, e.prev, e.hash) for e in applied],
+            [(s, e.seq) for e in applied for s in e.subjects])
         progress(len(applied))
     replace_rows(conn, final)
     return last

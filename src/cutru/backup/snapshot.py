@@ -278,37 +278,60 @@ _ENTRY_FIELDS = frozenset({"actor", "changes", "digest", "hash", "operation", "p
                            "seq", "subjects", "ts"})
 
 
+_HASH_MEMBER = b',"hash":"'
+_HASH_MEMBER_LEN = len(_HASH_MEMBER) + 64 + 1  # ,"hash":"<64 hex digits>"
+_CHANGES_AT = b',"changes":'
+_DIGEST_MEMBER = b',"digest":"'
+
+
+def _line_hash(line: bytes) -> tuple[str, bool, int]:
+    """The ``hash`` a line records, whether the rest of the line (the entry body, exactly
+    the bytes the hash was computed over) hashes to it, and where the member starts.
+
+    The member is the last ``,"hash":"`` of the line: after it come only string members and
+    the list of subject strings, whose quotes are escaped. A line that is not the canonical
+    encoding of its entry fails here, because the body bytes the journal hashed were."""
+    at = line.rfind(_HASH_MEMBER)
+    if at < 0 or line[at + _HASH_MEMBER_LEN - 1:at + _HASH_MEMBER_LEN] != b'"':
+        return "", False, at
+    recorded = line[at + len(_HASH_MEMBER):at + _HASH_MEMBER_LEN - 1].decode("ascii", "replace")
+    body = hashlib.sha256(ENTRY_PREFIX)
+    body.update(memoryview(line)[:at])
+    body.update(memoryview(line)[at + _HASH_MEMBER_LEN:])
+    return recorded, body.hexdigest() == recorded, at
+
+
+def _changes_span(line: bytes) -> tuple[int, int]:
+    """Where the ``changes`` member's value lies in an entry line: from after the first
+    ``,"changes":`` (``actor`` before it is a string) to the last ``,"digest":"``
+    (every member after it holds strings only)."""
+    return line.index(_CHANGES_AT) + len(_CHANGES_AT), line.rindex(_DIGEST_MEMBER)
+
+
 def parse_entry_line(line: bytes, where: str) -> Entry:
     """An entry from :func:`entry_line`'s bytes, with its hash checked over its content.
 
-    The line must be exactly :func:`entry_line` of what it decodes to: every field around
-    ``changes`` is re-encoded and compared, and ``changes`` is kept as the line's own bytes,
-    which the entry hash covers (any other encoding of the same value fails the hash)."""
+    The hash is checked over the line's own bytes (the line without its ``hash`` member is
+    the body the journal hashed), so every byte of the entry's content is the journal's own;
+    ``changes`` keeps the line's bytes."""
+    recorded, sound, _ = _line_hash(line)
     try:
-        doc = json.loads(line)
+        doc = canonical.loads(line)
         if not isinstance(doc, dict) or set(doc) != _ENTRY_FIELDS:
             raise TypeError("fields")
         if type(doc["seq"]) is not int or not all(isinstance(s, str) for s in doc["subjects"]):
             raise TypeError("types")
-        enc = canonical.encode_str
-        head = b'{"actor":' + enc(doc["actor"]) + b',"changes":'
-        tail = b"".join((
-            b',"digest":', enc(doc["digest"]), b',"hash":', enc(doc["hash"]),
-            b',"operation":', enc(doc["operation"]), b',"prev":', enc(doc["prev"]),
-            b',"purpose":', enc(doc["purpose"]), b',"seq":', str(doc["seq"]).encode(),
-            b',"subjects":', canonical.encode(list(doc["subjects"])), b',"ts":',
-            enc(doc["ts"]), b"}"))
-        if not (line.startswith(head) and line.endswith(tail)):
-            raise TypeError("not canonical")
+        start, end = _changes_span(line)
         entry = Entry(
             seq=doc["seq"], ts=doc["ts"], actor=doc["actor"], purpose=doc["purpose"],
             operation=doc["operation"], subjects=tuple(doc["subjects"]),
-            changes=tuple(Change.from_object(c) for c in doc["changes"]),
+            changes=tuple(Change(c["table"], c["key"], c["before"], c["after"])
+                          for c in doc["changes"]),
             digest=doc["digest"], prev=doc["prev"], hash=doc["hash"],
-            raw_changes=bytes(line[len(head):len(line) - len(tail)]))
+            raw_changes=line[start:end])
     except (InputError, TypeError, KeyError, AttributeError, ValueError):
         raise _damaged(where, "it holds a malformed journal entry") from None
-    if entry.computed_hash() != entry.hash:
+    if not sound or recorded != entry.hash:
         raise _damaged(where, f"journal entry {entry.seq} does not hash to its recorded hash")
     return entry
 
@@ -350,11 +373,15 @@ class StoredEntry:
 
     @classmethod
     def from_line(cls, line: bytes, where: str) -> StoredEntry:
-        """An entry from its line, ``changes`` cut out of the line as they were written."""
+        """An entry from its line, ``changes`` cut out of the line as they were written
+        (never decoded: the hash, checked over the line's bytes, covers them)."""
+        recorded, sound, _ = _line_hash(line)
         try:
-            doc = json.loads(line)
-            start = line.index(b',"changes":') + len(b',"changes":')
-            end = line.rindex(b',"digest":"')  # no string value holds an unescaped quote
+            start, end = _changes_span(line)
+            # every member but changes, as one small object: {"actor":..,"digest":..,...}
+            doc = canonical.loads(line[:start - len(_CHANGES_AT)] + line[end:])
+            if not isinstance(doc, dict) or set(doc) != _ENTRY_FIELDS - {"changes"}:
+                raise TypeError("fields")
             entry = cls(doc["seq"], doc["ts"], doc["actor"], doc["purpose"], doc["operation"],
                         tuple(doc["subjects"]), line[start:end], doc["digest"], doc["prev"],
                         doc["hash"])
@@ -365,7 +392,7 @@ class StoredEntry:
                 raise TypeError("types")
         except (ValueError, TypeError, KeyError):
             raise _damaged(where, "it holds a malformed journal entry") from None
-        if not entry.hash_ok():
+        if not sound or recorded != entry.hash:
             raise _damaged(where, f"journal entry {entry.seq} does not hash to its recorded "
                            "hash")
         return entry

@@ -28,6 +28,8 @@ import json
 import re
 from typing import Any
 
+import orjson
+
 from cutru.errors import InputError
 
 INT_MIN = -(2**63)
@@ -53,7 +55,6 @@ _FAST = json.JSONEncoder(
     sort_keys=True,
     separators=(",", ":"),
 )
-_DECODER = json.JSONDecoder()
 
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _SURROGATE = re.compile("[\\ud800-\\udfff]")
@@ -123,6 +124,13 @@ def encode_str(text: str) -> bytes:
         return encode_reference(text)
 
 
+def loads(data: bytes | str) -> Any:
+    """Parse JSON quickly (orjson), without :func:`decode`'s canonical check: for stored
+    bytes whose integrity a hash or a signature proves, or that are checked again after.
+    Malformed input raises ``ValueError``."""
+    return orjson.loads(data)
+
+
 def decode(data: bytes) -> Any:
     """The value whose canonical encoding is exactly ``data``.
 
@@ -130,7 +138,7 @@ def decode(data: bytes) -> Any:
     keys, invalid UTF-8 -- raises :class:`InputError` with rule ``canonical.not_canonical``.
     """
     try:
-        value = _DECODER.decode(bytes(data).decode("utf-8"))
+        value = orjson.loads(bytes(data))
         again = encode(value)
     except (UnicodeDecodeError, ValueError, RecursionError, InputError) as exc:
         raise _not_canonical(str(exc)) from None

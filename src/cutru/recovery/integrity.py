@@ -10,7 +10,6 @@ pinpointed row by row against a replay, with the last journal position that wrot
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, update
 
 from cutru.errors import CheckpointInvalid, JournalChainBroken, ProjectionMismatch
+from cutru.journal import canonical
 from cutru.journal.entry import GENESIS, Entry
 from cutru.journal.lthash import LtHash
 from cutru.journal.signing import SignedCheckpoint, verify_checkpoint
@@ -157,7 +157,7 @@ def replay_state(conn: Connection, stop: int | None = None
     # the row images only: decoded straight from the stored JSON, without building entries
     # (their hashes are the chain check's business, not this one's)
     for seq, raw in journal_store.iter_changes(conn, stop=stop):
-        for ch in json.loads(raw):
+        for ch in canonical.loads(raw):
             k = (ch["table"], ch["key"])
             written[k] = seq
             after = ch["after"]

@@ -7,7 +7,6 @@ journal and the projection commit or roll back together. Writers are serialised:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -103,14 +102,14 @@ def entry_from_row(row: dict[str, object]) -> Entry:
     """Decode a stored journal row. The entry keeps the stored bytes of its changes: its hash
     is checked over them, so any re-encoding of the same value counts as an alteration."""
     raw = str(row["changes"]).encode()
-    subjects = json.loads(str(row["subjects"]))
-    changes = json.loads(raw)
+    subjects = canonical.loads(str(row["subjects"]))
+    changes = canonical.loads(raw)
     assert isinstance(subjects, list) and isinstance(changes, list)
     return Entry(
         seq=int(row["seq"]),  # type: ignore[call-overload]
         ts=str(row["ts"]), actor=str(row["actor"]), purpose=str(row["purpose"]),
         operation=str(row["operation"]), subjects=tuple(str(s) for s in subjects),
-        changes=tuple(Change.from_object(c) for c in changes),
+        changes=tuple(Change(c["table"], c["key"], c["before"], c["after"]) for c in changes),
         digest=str(row["digest"]), prev=str(row["prev"]), hash=str(row["hash"]),
         raw_changes=raw,
     )

@@ -184,6 +184,7 @@ def replace_rows(conn: Connection, final: dict[tuple[str, str], Row | None],
     for (table, key), row in final.items():
         by_table.setdefault(table, []).append((key, row))
     for table, items in by_table.items():
+        items.sort(key=lambda item: item[0])  # in key order: the key index is walked once
         gone = [k for k, r in items if r is None]
         for i in range(0, len(gone), chunk):
             part = gone[i:i + chunk]
@@ -196,10 +197,9 @@ def replace_rows(conn: Connection, final: dict[tuple[str, str], Row | None],
             continue
         cols = ", ".join(lay.names)
         values = ", ".join(mark for _ in lay.names)
-        if sqlite:
-            sql = f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({values})"
-        else:
-            sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in lay.names if c != "key")
-            sql = (f"INSERT INTO {table} ({cols}) VALUES ({values}) "
-                   f"ON CONFLICT (key) DO UPDATE SET {sets}")
+        # an upsert, not SQLite's INSERT OR REPLACE: that deletes and reinserts the row,
+        # rewriting every index entry, where the upsert rewrites the row in place
+        sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in lay.names if c != "key")
+        sql = (f"INSERT INTO {table} ({cols}) VALUES ({values}) "
+               f"ON CONFLICT (key) DO UPDATE SET {sets}")
         conn.exec_driver_sql(sql, rows)
