@@ -43,12 +43,15 @@ from cutru.journal import canonical
 from cutru.journal.entry import GENESIS, Entry
 from cutru.journal.signing import SignedCheckpoint, verify_checkpoint
 from cutru.store import audit_store, journal_store, migrate
+from cutru.store.bulk import deferred_indexes
 from cutru.store.engine import Database
 from cutru.store.projection import projection_state
 from cutru.store.rows import layout, replace_rows
 from cutru.store.schema import PROJECTION, checkpoints, journal, journal_head, journal_subjects
 
 BATCH = 2000
+#: Tables loaded in bulk, whose secondary indexes are built after their rows.
+BULK_TABLES = (*(t.name for t in PROJECTION), journal.name, journal_subjects.name)
 
 #: ``progress(done)``: ``done`` more rows or entries were restored.
 Progress = Callable[[int], None]
@@ -100,17 +103,18 @@ def restore_snapshot(repo: Repository, name: str, target_db: Database, *,
         journal_store.init_head(conn)
         audit_store.init_state(conn)
         _require_empty(conn, target_db)
-        _restore_tables(conn, repo, snap, where, progress)
-        cps = _read_checkpoints(repo, snap, where, public_keys)
-        last = _restore_journal(conn, repo, snap, where, cps, progress)
-        if cps:
-            conn.execute(insert(checkpoints), [_checkpoint_row(cp) for cp in cps])
         used: list[str] = []
-        replay_started = time.monotonic()
-        if segments and (upto is None or upto > base.seq):
-            last = _apply_segments(conn, repo, snap, last, upto, public_keys, used, progress,
-                                   generation)
-        replay_ms = int((time.monotonic() - replay_started) * 1000)
+        with deferred_indexes(conn, BULK_TABLES):
+            _restore_tables(conn, repo, snap, where, progress)
+            cps = _read_checkpoints(repo, snap, where, public_keys)
+            last = _restore_journal(conn, repo, snap, where, cps, progress)
+            if cps:
+                conn.execute(insert(checkpoints), [_checkpoint_row(cp) for cp in cps])
+            replay_started = time.monotonic()
+            if segments and (upto is None or upto > base.seq):
+                last = _apply_segments(conn, repo, snap, last, upto, public_keys, used,
+                                       progress, generation)
+            replay_ms = int((time.monotonic() - replay_started) * 1000)
         position = Position(last.seq, last.hash, last.ts, last.digest) if last.seq > base.seq \
             else base
         if upto is not None and position.seq != upto:
