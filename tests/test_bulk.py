@@ -24,9 +24,8 @@ def test_indexes_come_back_as_they_were(registry: Registry) -> None:
     registry.init()
     before = _indexes(registry)
     assert before["persons"], "the schema indexes persons"
-    with registry.db.begin() as conn:
-        with bulk.deferred_indexes(conn, TABLES):
-            assert not inspect(conn).get_indexes("persons")  # dropped while loading
+    with registry.db.begin() as conn, bulk.deferred_indexes(conn, TABLES):
+        assert not inspect(conn).get_indexes("persons")  # dropped while loading
     assert _indexes(registry) == before
 
 
@@ -36,10 +35,10 @@ def test_a_duplicate_in_a_unique_index_fails_the_load_and_rolls_it_back(
     before = _indexes(registry)
     row = {"key": "p1", "full_name": "Nguyễn Văn A", "birth_date": "1990-01-01",
            "birth_year": 1990, "sex": "male", "secret_label": False, "id_number_bidx": "dup"}
-    with pytest.raises(Exception) as info:  # the driver's IntegrityError, whatever the engine
-        with registry.db.begin() as conn:
-            with bulk.deferred_indexes(conn, TABLES):
-                conn.execute(insert(persons), [row, {**row, "key": "p2"}])
+    # the driver's IntegrityError, whatever the engine
+    with pytest.raises(Exception) as info, registry.db.begin() as conn, \
+            bulk.deferred_indexes(conn, TABLES):
+        conn.execute(insert(persons), [row, {**row, "key": "p2"}])
     assert not isinstance(info.value, CutruError)
     assert "unique" in str(info.value).lower()
     assert _indexes(registry) == before

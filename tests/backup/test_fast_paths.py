@@ -34,7 +34,7 @@ from cutru.config import Settings
 from cutru.errors import InputError, JournalChainBroken
 from cutru.journal import canonical
 from cutru.journal.helper import Helper, HelperFailed
-from cutru.journal.lthash import LtHash, Summer, row_element, sum_expansions
+from cutru.journal.lthash import LtHash, Summer, key_elements, row_element, sum_expansions
 from cutru.services.registry import Registry
 from cutru.store import projection
 from cutru.store.rows import complete_row
@@ -145,6 +145,19 @@ def test_sum_expansions_and_the_summer_equal_lthash() -> None:
     alone = Summer()
     alone.add(items, b"pre")
     assert alone.result() == expected
+    # rows framed where they are summed (add_rows): the same as framing them first
+    keys = [f"K{i}" for i in range(len(items))]
+    framed = LtHash.of(b"pre" + e for e in key_elements(keys, items))
+    for submit in (None, "helper"):
+        pool = Helper() if submit else None
+        try:
+            rows_summer = Summer(pool.submit if pool else None, inflight=4)
+            for start in range(0, len(items), 700):
+                rows_summer.add_rows(keys[start:start + 700], items[start:start + 700], b"pre")
+            assert rows_summer.result() == framed
+        finally:
+            if pool:
+                pool.close()
 
 
 def test_helper_reports_errors_and_its_end() -> None:

@@ -323,7 +323,7 @@ def projection_state(conn: Connection, progress: Callable[[int], None] | None = 
     been read (``helper=True``: from the start)."""
     count = 0
     with ExitStack() as stack:
-        summer = Summer(submit)
+        summer = Summer(submit, inflight=8)
         want_helper = submit is None and helper is not False
         threshold = 0 if helper else HELPER_MIN_ROWS
         for table in PROJECTION:
@@ -334,7 +334,7 @@ def projection_state(conn: Connection, progress: Callable[[int], None] | None = 
                     pool = stack.enter_context(helper_process())
                     if pool is not None:
                         summer.use(pool.submit)
-                summer.add(elements(table.name, keys, encoded), prefix)
+                summer.add_rows(keys, encoded, prefix)
                 count += len(keys)
                 if progress:
                     progress(len(keys))
