@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import threading
 
 import zstandard
 from cryptography.exceptions import InvalidTag
@@ -80,8 +81,8 @@ class RepoKeys:
     def __init__(self, enc_key: bytes, id_key: bytes) -> None:
         self._aead = AESGCM(enc_key)
         self._id_key = id_key
-        self._compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True)
-        self._decompressor = zstandard.ZstdDecompressor()
+        # zstd (de)compressor objects may not be shared between threads: one per thread
+        self._local = threading.local()
 
     @classmethod
     def from_master(cls, master: bytes) -> RepoKeys:
@@ -91,6 +92,21 @@ class RepoKeys:
             hkdf(master, b"cutru-backup-v1 encryption"),
             hkdf(master, b"cutru-backup-v1 content-id"),
         )
+
+    @property
+    def _compressor(self) -> zstandard.ZstdCompressor:
+        made = getattr(self._local, "compressor", None)
+        if made is None:
+            made = self._local.compressor = zstandard.ZstdCompressor(
+                level=ZSTD_LEVEL, write_content_size=True)
+        return made
+
+    @property
+    def _decompressor(self) -> zstandard.ZstdDecompressor:
+        made = getattr(self._local, "decompressor", None)
+        if made is None:
+            made = self._local.decompressor = zstandard.ZstdDecompressor()
+        return made
 
     def content_id(self, label: str, data: bytes) -> bytes:
         """``HMAC-SHA-256(id_key, label || b"\\n" || data)``: 32 bytes."""
