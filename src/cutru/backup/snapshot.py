@@ -284,21 +284,21 @@ _CHANGES_AT = b',"changes":'
 _DIGEST_MEMBER = b',"digest":"'
 
 
-def _line_hash(line: bytes) -> tuple[str, bool, int]:
-    """The ``hash`` a line records, whether the rest of the line (the entry body, exactly
-    the bytes the hash was computed over) hashes to it, and where the member starts.
+def _line_hash(line: bytes) -> tuple[str, bool]:
+    """The ``hash`` a line records, and whether the rest of the line (which must be the
+    entry body, exactly the bytes the hash was computed over) hashes to it.
 
     The member is the last ``,"hash":"`` of the line: after it come only string members and
-    the list of subject strings, whose quotes are escaped. A line that is not the canonical
-    encoding of its entry fails here, because the body bytes the journal hashed were."""
+    the list of subject strings, whose quotes are escaped. Any byte of the body other than
+    the journal's own (whitespace, another escape or member order) fails here."""
     at = line.rfind(_HASH_MEMBER)
     if at < 0 or line[at + _HASH_MEMBER_LEN - 1:at + _HASH_MEMBER_LEN] != b'"':
-        return "", False, at
+        return "", False
     recorded = line[at + len(_HASH_MEMBER):at + _HASH_MEMBER_LEN - 1].decode("ascii", "replace")
     body = hashlib.sha256(ENTRY_PREFIX)
     body.update(memoryview(line)[:at])
     body.update(memoryview(line)[at + _HASH_MEMBER_LEN:])
-    return recorded, body.hexdigest() == recorded, at
+    return recorded, body.hexdigest() == recorded
 
 
 def _changes_span(line: bytes) -> tuple[int, int]:
@@ -314,7 +314,7 @@ def parse_entry_line(line: bytes, where: str) -> Entry:
     The hash is checked over the line's own bytes (the line without its ``hash`` member is
     the body the journal hashed), so every byte of the entry's content is the journal's own;
     ``changes`` keeps the line's bytes."""
-    recorded, sound, _ = _line_hash(line)
+    recorded, sound = _line_hash(line)
     try:
         doc = canonical.loads(line)
         if not isinstance(doc, dict) or set(doc) != _ENTRY_FIELDS:
@@ -325,8 +325,7 @@ def parse_entry_line(line: bytes, where: str) -> Entry:
         entry = Entry(
             seq=doc["seq"], ts=doc["ts"], actor=doc["actor"], purpose=doc["purpose"],
             operation=doc["operation"], subjects=tuple(doc["subjects"]),
-            changes=tuple(Change(c["table"], c["key"], c["before"], c["after"])
-                          for c in doc["changes"]),
+            changes=tuple(Change.from_object(c) for c in doc["changes"]),
             digest=doc["digest"], prev=doc["prev"], hash=doc["hash"],
             raw_changes=line[start:end])
     except (InputError, TypeError, KeyError, AttributeError, ValueError):
@@ -375,7 +374,7 @@ class StoredEntry:
     def from_line(cls, line: bytes, where: str) -> StoredEntry:
         """An entry from its line, ``changes`` cut out of the line as they were written
         (never decoded: the hash, checked over the line's bytes, covers them)."""
-        recorded, sound, _ = _line_hash(line)
+        recorded, sound = _line_hash(line)
         try:
             start, end = _changes_span(line)
             # every member but changes, as one small object: {"actor":..,"digest":..,...}

@@ -27,6 +27,7 @@ import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from itertools import islice
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -285,23 +286,21 @@ class Summer:
 
     def add(self, items: Sequence[bytes], prefix: bytes = b"") -> None:
         """Add the elements ``prefix + item`` for each of ``items``."""
-        if not items:
-            return
-        self._collect(block=False)
-        if self._submit is not None and len(self._pending) < self._inflight:
-            self._pending.append(self._submit(sum_expansions, list(items), prefix))
-        else:
-            self._state.combine(LtHash.from_bytes(sum_expansions(items, prefix)))
+        if items:
+            self._hand(sum_expansions, list(items), prefix)
 
     def add_rows(self, keys: Sequence[str], rows: Sequence[bytes], prefix: bytes = b"") -> None:
         """:meth:`add` of the elements of rows (:func:`key_elements`) after ``prefix``."""
-        if not keys:
-            return
+        if keys:
+            self._hand(sum_rows, list(keys), list(rows), prefix)
+
+    def _hand(self, fn: Callable[..., bytes], *args: Any) -> None:
+        """Run ``fn(*args)`` (a lane sum) in the helper while it has room, else here."""
         self._collect(block=False)
         if self._submit is not None and len(self._pending) < self._inflight:
-            self._pending.append(self._submit(sum_rows, list(keys), list(rows), prefix))
+            self._pending.append(self._submit(fn, *args))
         else:
-            self._state.combine(LtHash.from_bytes(sum_rows(keys, rows, prefix)))
+            self._state.combine(LtHash.from_bytes(fn(*args)))
 
     def result(self) -> LtHash:
         """The state of everything added (waits for the helper's share)."""

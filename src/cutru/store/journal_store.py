@@ -109,7 +109,7 @@ def entry_from_row(row: dict[str, object]) -> Entry:
         seq=int(row["seq"]),  # type: ignore[call-overload]
         ts=str(row["ts"]), actor=str(row["actor"]), purpose=str(row["purpose"]),
         operation=str(row["operation"]), subjects=tuple(str(s) for s in subjects),
-        changes=tuple(Change(c["table"], c["key"], c["before"], c["after"]) for c in changes),
+        changes=tuple(Change.from_object(c) for c in changes),
         digest=str(row["digest"]), prev=str(row["prev"]), hash=str(row["hash"]),
         raw_changes=raw,
     )
