@@ -115,13 +115,13 @@ def test_the_design_documents_example_entry_hash() -> None:
         "operation": "permanent.register",
         "subjects": ["P000001"],
         "changes": [{"table": "persons", "key": "P000001", "before": None, "after": after}],
-        "digest": "94ef769b46bd65b9972b061f9f6248d5a04de18a5f8c39af717b0eaa22155ee2",
+        "digest": "d1119dcfe0a40641240a093857ed15c3e9e6f6730438d6795d794fd7c9d9ac02",
         "prev": "0" * 64,
     }
     data = encode(entry)
     assert len(data) == 516
     assert hashlib.sha256(b"cutru-journal-v1\n" + data).hexdigest() == (
-        "090eff8e2d459b772eb5f4746b0a6f94a751c205d8d03e3f346e8935d42724d2"
+        "5d13a0147ffb8c45c963330de07a2b914dc9f58634c389669ccdcd3abc8cf5cc"
     )
 
 

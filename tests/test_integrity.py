@@ -214,3 +214,21 @@ def test_reencoded_journal_text_counts_as_altered(registry: Registry) -> None:
              "'\"after\": ') WHERE seq = 1")
     report = registry.verify()
     assert any(p.kind == "chain" and p.seq == 1 for p in report.problems)
+
+
+@pytest.mark.parametrize(("value", "column"), [("'hai nghìn'", "birth_year"),
+                                               ("birth_year + 0.5", "birth_year"),
+                                               ("CAST(full_name AS BLOB)", "full_name")])
+def test_values_without_a_canonical_encoding_are_pinpointed(registry: Registry, value: str,
+                                                            column: str) -> None:
+    """Text in an integer column, a REAL or a BLOB written by direct SQL into SQLite (whose
+    columns take any type; the last two have no canonical encoding): verify reports the row,
+    naming the column, rather than failing."""
+    if not registry.db.is_sqlite:
+        pytest.skip("PostgreSQL's column types refuse such values")
+    k = seed_family(registry)
+    exec_sql(registry, f"UPDATE persons SET {column} = {value} WHERE key = :k", k=k["child"])
+    report = registry.verify()
+    rows = [p for p in report.problems if p.kind == "projection"]
+    assert [(p.table, p.key, p.change) for p in rows] == [("persons", k["child"], "updated")]
+    assert column in rows[0].message

@@ -295,12 +295,12 @@ def test_load_verify_key_reports_a_missing_file(tmp_path: Path) -> None:
 def test_the_design_documents_example_checkpoint() -> None:
     cp = Checkpoint(
         1,
-        "090eff8e2d459b772eb5f4746b0a6f94a751c205d8d03e3f346e8935d42724d2",
-        "94ef769b46bd65b9972b061f9f6248d5a04de18a5f8c39af717b0eaa22155ee2",
+        "5d13a0147ffb8c45c963330de07a2b914dc9f58634c389669ccdcd3abc8cf5cc",
+        "d1119dcfe0a40641240a093857ed15c3e9e6f6730438d6795d794fd7c9d9ac02",
         "2026-01-05T08:30:00.000000Z",
         "21fe31dfa154a261",
     )
     assert KEY.sign(cp).signature == (
-        "d569e148d969eaac490e35f10e12c735331921a37056f2e16fc942462009676f"
-        "3d08c0bac38cf200f3e37cf02c4b5288f18259c843b3aaf217aeb60625d0320d"
+        "d2b5255dd3451609173192832d104f9167bf52452cf8b511cb999cf32689e0c2"
+        "657451ad23232d2f5e612fc69ee36cb4971aa7c48aa3619bc6c4cc50f655210b"
     )

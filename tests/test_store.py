@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
 
+from cutru.errors import DatabaseFormatError
 from cutru.services.registry import Registry
 from cutru.store import journal_store, migrate
+from cutru.store.engine import Database
 from cutru.store.schema import metadata
 from tests.helpers import BASIS, OFFICER
 from tests.test_transactions import seed_family
@@ -31,3 +37,38 @@ def test_stored_entries_decode_to_what_was_sealed(registry: Registry) -> None:
     assert head.seq == entries[-1].seq and head.hash == entries[-1].hash
     assert head.state.digest() == entries[-1].digest
     assert entries[-1].changes[0].after["email"] == "hoa@example.vn"  # type: ignore[index]
+
+
+def test_a_database_with_format_1_digests_is_refused_and_left_as_it_was(tmp_path: Path
+                                                                        ) -> None:
+    """Migration 0006 (state digest format 2) refuses a journal written with format 1
+    digests: the error names the reason, and the database stays at 0005, untouched."""
+    db = Database(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    migrate.upgrade(db, "0005")
+    with db.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO journal (seq, ts, actor, purpose, operation, subjects, changes, digest,"
+            " prev, hash) VALUES (1, '2026-01-05T08:30:00.000000Z', 'officer:a', 'p', 'op',"
+            " '[]', '[]', :d, :z, :h)"), {"d": "a" * 64, "z": "0" * 64, "h": "b" * 64})
+    with pytest.raises(DatabaseFormatError, match="format 1") as caught:
+        migrate.upgrade(db)
+    assert caught.value.exit_code == 9
+    assert caught.value.to_dict()["rule"] == "store.digest_format"
+    assert migrate.current_revision(db) == "0005"
+    with db.read() as conn:
+        assert conn.execute(text("SELECT count(*) FROM journal")).scalar_one() == 1
+        indexes = {r[1] for r in conn.execute(text("PRAGMA index_list(journal)"))}
+    assert "ix_journal_actor" in indexes  # 0006 rolled back whole
+    db.dispose()
+
+
+def test_an_empty_database_moves_to_format_2_without_the_redundant_actor_index(
+        tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'new.sqlite3'}")
+    migrate.upgrade(db, "0005")
+    migrate.upgrade(db)
+    assert migrate.current_revision(db) == migrate.head_revision()
+    with db.read() as conn:
+        indexes = {r[1] for r in conn.execute(text("PRAGMA index_list(journal)"))}
+    assert "ix_journal_actor_ts" in indexes and "ix_journal_actor" not in indexes
+    db.dispose()

@@ -34,6 +34,7 @@ process exit (``cutru.cli.errors``) and one to an HTTP response (the API's error
     │   ├── RepositoryDamaged                           backup object fails its seal or id
     │   └── ManifestInvalid                             manifest signature fails
     └── ConfigError                 exit 9   HTTP 500   settings, keys, storage unreachable
+        ├── DatabaseFormatError                         a database this build cannot keep
         ├── PolicyError                                 the access policy file is invalid (line)
         ├── WrongRepositoryKey                          wrong passphrase or key file
         ├── RepositoryVersionError                      unknown repository format
@@ -208,6 +209,13 @@ class ConfigError(CutruError):
     exit_code = 9
     http_status = 500
     code = "configuration_error"
+
+
+class DatabaseFormatError(ConfigError):
+    """The database holds data in a format this build cannot verify or continue (a journal
+    whose state digests are of an older digest format)."""
+
+    code = "database_unsupported_format"
 
 
 # --- the backup repository (cutru.backup) ----------------------------------------------

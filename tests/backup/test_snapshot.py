@@ -31,6 +31,7 @@ from cutru.errors import (
     ManifestInvalid,
     ProjectionMismatch,
     RepositoryDamaged,
+    RepositoryVersionError,
 )
 from cutru.journal import canonical
 from cutru.journal.signing import SigningKey
@@ -39,6 +40,7 @@ from cutru.services import importer, synthetic
 from cutru.services.registry import Registry
 from cutru.store import journal_store
 from cutru.store.engine import Database
+from cutru.store.projection import iter_projection_rows
 
 from .conftest import CHEAP_KDF
 
@@ -78,7 +80,7 @@ def new_db(tmp_path: Path, name: str = "restored") -> Database:
 
 def tables(db: Database) -> dict[tuple[str, str], dict[str, Any]]:
     with db.read() as conn:
-        return {(t, k): row for t, k, row in integrity.iter_projection_rows(conn)}
+        return {(t, k): row for t, k, row in iter_projection_rows(conn)}
 
 
 def journal_of(db: Database) -> list[Any]:
@@ -317,3 +319,31 @@ def test_an_empty_registry_snapshots_and_restores(registry: Registry, tmp_path: 
     result = restore_snapshot(repo, snap.name, new_db(tmp_path),
                               public_keys=registry.public_keys())
     assert result.digest == snap.position.state_digest
+
+
+@pytest.mark.parametrize("fmt", [1, 3])
+def test_a_snapshot_of_another_format_is_refused_by_name(fmt: int) -> None:
+    """Format 1 snapshots record state digests of format 1 (SHAKE128), which this build does
+    not compute: refused with that reason, not reported as damage or a digest mismatch."""
+    from cutru.backup.manifest import Manifest
+
+    manifest = Manifest(name="0" * 16, kind="snapshot", created_at="2026-01-05T08:30:00Z",
+                        repository="r" * 64, body={"format": fmt}, key_id="k" * 16,
+                        signature="0" * 128)
+    with pytest.raises(RepositoryVersionError, match=f"snapshot format {fmt}") as caught:
+        SnapshotInfo.from_manifest(manifest)
+    assert ("SHAKE128" in caught.value.message) is (fmt == 1)
+
+
+@pytest.mark.parametrize("fmt", [1, 3])
+def test_a_segment_of_another_format_is_refused_by_name(fmt: int) -> None:
+    from cutru.backup import naming
+    from cutru.backup.archive import decode_segment
+
+    header = {"base": None, "checkpoint": None, "created_at": "2026-01-05T08:30:00.000000Z",
+              "first": 1, "format": fmt, "generation": 1, "last": 1, "prev": "0" * 64,
+              "reason": None, "registry": "0" * 64}
+    plain = canonical.encode(header) + b"\n"
+    with pytest.raises(RepositoryVersionError, match=f"segment format {fmt}") as caught:
+        decode_segment(naming.format_segment_name(1, 1, 1), plain, {})
+    assert ("SHAKE128" in caught.value.message) is (fmt == 1)

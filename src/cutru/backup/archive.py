@@ -35,6 +35,7 @@ from cutru.backup import naming
 from cutru.backup.crypto import associated_data
 from cutru.backup.repository import Repository
 from cutru.backup.snapshot import (
+    OLD_DIGESTS,
     StoredEntry,
     parse_entry_line,
     read_checkpoint_file,
@@ -62,7 +63,7 @@ from cutru.store.engine import Database
 
 log = logging.getLogger(__name__)
 
-SEGMENT_FORMAT = 1
+SEGMENT_FORMAT = 2  # 2 since state digest format 2, as snapshots (snapshot.SNAPSHOT_FORMAT)
 MAX_SEGMENT_ENTRIES = 5000
 MAX_SEGMENT_BYTES = 8 << 20  # plaintext; a segment is one sealed object
 _HEADER_FIELDS = frozenset({"base", "checkpoint", "created_at", "first", "format", "generation",
@@ -154,9 +155,11 @@ def decode_segment(name: str, plain: bytes, public_keys: Mapping[str, bytes]
         doc = canonical.decode(plain[:end] if end >= 0 else b"")
         if not isinstance(doc, dict) or set(doc) != _HEADER_FIELDS:
             raise TypeError("fields")
-        if type(doc["format"]) is int and doc["format"] > SEGMENT_FORMAT:
-            raise RepositoryVersionError(f"{where} has segment format {doc['format']}; this "
-                                         f"build reads {SEGMENT_FORMAT}", object=where)
+        fmt = doc["format"]
+        if type(fmt) is int and fmt != SEGMENT_FORMAT and fmt >= 1:
+            old = OLD_DIGESTS if fmt < 2 else ""
+            raise RepositoryVersionError(f"{where} has segment format {fmt}; this build reads "
+                                         f"{SEGMENT_FORMAT}{old}", object=where)
         header = SegmentHeader(doc["generation"], doc["first"], doc["last"], doc["prev"],
                                doc["registry"], SignedCheckpoint.from_dict(doc["checkpoint"]),
                                doc["created_at"], doc["base"], doc["reason"])

@@ -54,7 +54,9 @@ from cutru.store.engine import Database
 from cutru.store.projection import elements, encoded_rows, reader
 from cutru.store.schema import PROJECTION
 
-SNAPSHOT_FORMAT = 1
+#: 2 since state digest format 2 (docs/design.md, "State digest"); format 1 manifests record
+#: digests this build cannot recompute, and are refused by name.
+SNAPSHOT_FORMAT = 2
 KIND = "snapshot"
 JOURNAL_STREAM = "journal"
 CHECKPOINT_STREAM = "checkpoints"
@@ -196,9 +198,10 @@ class SnapshotInfo:
                              field="snapshot", rule="backup.not_a_snapshot")
         body = manifest.body
         fmt = body.get("format")
-        if type(fmt) is int and fmt > SNAPSHOT_FORMAT:
+        if type(fmt) is int and fmt != SNAPSHOT_FORMAT and fmt >= 1:
             raise RepositoryVersionError(f"{where} has snapshot format {fmt}; this build reads "
-                                         f"{SNAPSHOT_FORMAT}", object=where)
+                                         f"{SNAPSHOT_FORMAT}{OLD_DIGESTS if fmt < 2 else ''}",
+                                         object=where)
         try:
             streams = [StreamInfo.from_dict(s, where) for s in body["streams"]]
             info = cls(
@@ -216,6 +219,11 @@ class SnapshotInfo:
         if fmt != SNAPSHOT_FORMAT or set(info.streams) != set(STREAMS):
             raise _damaged(where, "it is not a well-formed snapshot manifest")
         return info
+
+
+#: Why a format 1 snapshot or segment is refused rather than read.
+OLD_DIGESTS = (" (format 1 records state digests of format 1, SHAKE128, which this build "
+                "does not compute; restore it with the build that wrote it)")
 
 
 def _damaged(where: str, problem: str) -> RepositoryDamaged:

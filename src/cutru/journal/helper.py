@@ -1,6 +1,6 @@
 """One helper process for CPU-bound work that holds the GIL.
 
-SHAKE128 (the state digest), the chunker's numpy passes and zstd each run in C, but the
+BLAKE3 (the state digest), the chunker's numpy passes and zstd each run in native code, but the
 first holds the GIL and the others need it between calls, so on a server with two cores a
 second *process* is the way to use the second one. :class:`Helper` is that process: a fresh
 interpreter (``python -c``, started with :mod:`subprocess`) that runs module-level functions

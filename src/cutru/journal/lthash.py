@@ -8,11 +8,12 @@ the set. The parameters are LtHash16 of Lewi, Kim, Maykov and Weis, "Securing Up
 Propagation with Homomorphic Hashing" (IACR ePrint 2019/227): 1024 lanes of 16 bits, sums
 modulo 2**16.
 
-An element is expanded by SHAKE128 (FIPS 202), an extendable-output function in the standard
-library, over a domain tag and the element; Lewi et al. use BLAKE2xb, which :mod:`hashlib`
-lacks. SHAKE128 is one C call per element, where BLAKE2b in counter mode would be 32, and
-its 128-bit security matches that of the SHA-256 chain it sits beside (SHAKE256 would buy
-security the rest of the journal does not have, at ~35% more time).
+An element is expanded by the extendable output of BLAKE3 (O'Connor, Aumasson, Neves and
+Wilcox-O'Hearn, 2020), the successor of the BLAKE2xb that Lewi et al. use, over a domain tag
+and the element. Its 128-bit security matches that of the SHA-256 chain it sits beside. Digest
+format 1 (development builds before migration 0006) used SHAKE128, which took five times as
+long per element here (4.9 µs against 1.0 µs for 2 KiB of output) and was the largest single
+cost of every full digest: see docs/design.md, "State digest".
 
 >>> h = LtHash.empty()
 >>> h.add(b"a"); h.add(b"b"); h.remove(b"a")
@@ -29,6 +30,7 @@ from concurrent.futures import Future
 from itertools import islice
 from typing import Any
 
+import blake3
 import numpy as np
 import numpy.typing as npt
 
@@ -36,10 +38,12 @@ from cutru.errors import InputError
 
 LANES = 1024
 STATE_BYTES = 2 * LANES
+#: The state digest format: 2 is BLAKE3 expansion (1, SHAKE128, is refused; see the module).
+DIGEST_FORMAT = 2
 #: Prefixed to every element before expansion.
-ELEMENT_DOMAIN = b"cutru-lthash16-element-v1\n"
+ELEMENT_DOMAIN = b"cutru-lthash16-element-v2\n"
 #: Prefixed to the state when computing its digest.
-DIGEST_DOMAIN = b"cutru-lthash16-v1"
+DIGEST_DOMAIN = b"cutru-lthash16-v2"
 
 # Elements expanded per numpy batch in add_many: 4096 x 2 KiB = 8 MiB at a time.
 _BATCH = 4096
@@ -54,8 +58,9 @@ Lanes = npt.NDArray[np.uint16]
 
 
 def expand(element: bytes) -> bytes:
-    """The 2048-byte vector of ``element``: SHAKE128(ELEMENT_DOMAIN || element)."""
-    return hashlib.shake_128(ELEMENT_DOMAIN + element).digest(STATE_BYTES)
+    """The 2048-byte vector of ``element``: BLAKE3(ELEMENT_DOMAIN || element), 2048 bytes of
+    extendable output."""
+    return blake3.blake3(ELEMENT_DOMAIN + element).digest(STATE_BYTES)
 
 
 def row_element(table: str, key: str, row_canonical: bytes) -> bytes:
@@ -121,7 +126,7 @@ def sum_expansions(items: Sequence[bytes], prefix: bytes = b"") -> bytes:
     state bytes: ``LtHash.of(prefix + i for i in items).to_bytes()``, computed without the
     per-item concatenation. A module-level function of bytes to bytes, so that a helper
     process can run it (see :class:`Summer`)."""
-    base = hashlib.shake_128(ELEMENT_DOMAIN + prefix)
+    base = blake3.blake3(ELEMENT_DOMAIN + prefix)
     total = np.zeros(LANES, dtype=np.uint16)
     for start in range(0, len(items), _BATCH):
         vectors = []
@@ -265,12 +270,13 @@ def sum_rows(keys: Sequence[str], rows: Sequence[bytes], prefix: bytes = b"") ->
 class Summer:
     """Adds batches of elements to an LtHash, handing some batches to a helper process.
 
-    SHAKE128 runs in C but holds the GIL, so a second core helps only through a second
-    process. ``submit(fn, *args)`` is an executor's (:class:`cutru.journal.helper.Helper`);
-    with none, every batch is summed here. A batch goes to the helper while fewer than
-    ``inflight`` of ours wait there, else it is summed in this process, so the two share
-    the work whichever is busier. Addition is commutative, so the order in which batches
-    finish does not matter: :meth:`result` is exactly ``LtHash.of`` of every element added.
+    BLAKE3 runs in native code but holds the GIL for inputs this small, so a second core
+    helps only through a second process. ``submit(fn, *args)`` is an executor's
+    (:class:`cutru.journal.helper.Helper`); with none, every batch is summed here. A batch
+    goes to the helper while fewer than ``inflight`` of ours wait there, else it is summed in
+    this process, so the two share the work whichever is busier. Addition is commutative, so
+    the order in which batches finish does not matter: :meth:`result` is exactly
+    ``LtHash.of`` of every element added.
     """
 
     def __init__(self, submit: Callable[..., Future[bytes]] | None = None, *,

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, delete, update
+import orjson
+from sqlalchemy import Connection, Table, delete, update
 
 from cutru.errors import CheckpointInvalid, JournalChainBroken, ProjectionMismatch
 from cutru.journal import canonical
@@ -23,7 +24,12 @@ from cutru.journal.lthash import LtHash
 from cutru.journal.signing import SignedCheckpoint, verify_checkpoint
 from cutru.store import journal_store
 from cutru.store.engine import Database
-from cutru.store.projection import iter_projection_rows, projection_state
+from cutru.store.projection import (
+    encoded_rows,
+    projection_state,
+    sqlite_json_ok,
+    table_rows,
+)
 from cutru.store.rows import RowWriter
 from cutru.store.schema import PROJECTION, journal_head
 
@@ -142,11 +148,24 @@ def verify(db: Database, *, public_keys: Mapping[str, bytes],
             report.problems.append(Problem("head", "the stored running digest differs from "
                                            "the journal's replay"))
         _check_checkpoints(conn, report, public_keys, external, last)
-        live, report.rows = projection_state(conn, progress)
-        report.digest = live.digest()
-        if live != state:
-            report.problems.extend(pinpoint(conn))
+        _check_projection(conn, report, state, progress)
     return report
+
+
+def _check_projection(conn: Connection, report: Report, expected: LtHash,
+                      progress: Progress) -> None:
+    """The live tables against the journal's state; a difference is pinpointed."""
+    try:
+        live, report.rows = projection_state(conn, progress)
+    except ProjectionMismatch as exc:  # a value no journal entry can hold
+        report.problems.extend(pinpoint(conn) or [Problem(
+            "projection", exc.message, table=exc.details.get("table"),
+            key=exc.details.get("key"), change="updated")])
+        return
+    report.digest = live.digest()
+    if live != expected:
+        report.problems.extend(pinpoint(conn) or [Problem(
+            "projection", "the live tables do not give the journal's state digest")])
 
 
 def replay_state(conn: Connection, stop: int | None = None
@@ -156,8 +175,9 @@ def replay_state(conn: Connection, stop: int | None = None
     written: dict[tuple[str, str], int] = {}
     # the row images only: decoded straight from the stored JSON, without building entries
     # (their hashes are the chain check's business, not this one's)
+    loads = canonical.loads
     for seq, raw in journal_store.iter_changes(conn, stop=stop):
-        for ch in canonical.loads(raw):
+        for ch in loads(raw):
             k = (ch["table"], ch["key"])
             written[k] = seq
             after = ch["after"]
@@ -169,28 +189,99 @@ def replay_state(conn: Connection, stop: int | None = None
 
 
 def pinpoint(conn: Connection) -> list[Problem]:
-    """Which live rows differ from the journal, and since which position."""
+    """Which live rows differ from the journal, and since which position.
+
+    Every live row is compared with the last after-image the journal holds for it, table by
+    table. On SQLite the live rows are read as their canonical JSON, written by the query in
+    storage order (:func:`~cutru.store.projection.encoded_rows`), and compared as bytes with
+    the journal's images encoded by orjson: equal bytes are equal rows, whatever the
+    encoder, and the few rows whose bytes differ are parsed and compared as values, so that
+    an encoder that wrote some value otherwise would cost time, never a false finding. A
+    table holding a value with no canonical encoding (a REAL or BLOB written by direct SQL)
+    is compared the plain way, as on PostgreSQL. Findings are inserted and updated rows in
+    table order, then key order, then deleted rows."""
     expected, written = replay_state(conn)
+    by_table: dict[str, dict[str, dict[str, Any]]] = {}
+    for (table_name, key), after in expected.items():
+        by_table.setdefault(table_name, {})[key] = after
     found: list[Problem] = []
-    live_keys = set()
-    for table, key, row in iter_projection_rows(conn):
-        k = (table, key)
-        live_keys.add(k)
-        want = expected.get(k)
-        if want is None:
-            found.append(Problem("projection", f"{table} row {key} exists but no journal "
-                                 "entry created it", table=table, key=key, change="inserted",
-                                 since_seq=written.get(k)))
-        elif want != row:
-            cols = sorted(c for c in row if row.get(c) != want.get(c))
-            found.append(Problem("projection", f"{table} row {key} differs from the journal "
-                                 f"in {', '.join(cols)}", table=table, key=key,
-                                 change="updated", since_seq=written.get(k)))
-    for k in sorted(set(expected) - live_keys):
+    deleted: list[tuple[str, str]] = []
+    fast = conn.dialect.name == "sqlite" and sqlite_json_ok(conn)
+    for table in PROJECTION:
+        want = by_table.pop(table.name, {})
+        differ = None
+        if fast:
+            try:
+                differ = _differing_encoded(conn, table, want)
+            except (ProjectionMismatch, ValueError):
+                differ = None  # read again below, value by value
+        if differ is None:
+            differ = _differing_plain(conn, table, want)
+        for key, row, image in sorted(differ, key=lambda d: d[0]):
+            k = (table.name, key)
+            if row is None:
+                deleted.append(k)
+            elif image is None:
+                found.append(Problem("projection", f"{table.name} row {key} exists but no "
+                                     "journal entry created it", table=table.name, key=key,
+                                     change="inserted", since_seq=written.get(k)))
+            else:
+                cols = sorted(c for c in row.keys() | image.keys()
+                              if row.get(c) != image.get(c)
+                              or type(row.get(c)) is not type(image.get(c)))
+                found.append(Problem("projection", f"{table.name} row {key} differs from the "
+                                     f"journal in {', '.join(cols)}", table=table.name, key=key,
+                                     change="updated", since_seq=written.get(k)))
+    deleted.extend((t, k) for t, rows in by_table.items() for k in rows)  # no such table now
+    for k in sorted(deleted):
         found.append(Problem("projection", f"{k[0]} row {k[1]} is missing from the live "
                              "tables", table=k[0], key=k[1], change="deleted",
                              since_seq=written.get(k)))
     return found
+
+
+#: (key, live row or None, journal image or None) of a row that differs.
+_Differing = list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]]
+
+
+def _differing_encoded(conn: Connection, table: Table, want: dict[str, dict[str, Any]]
+                       ) -> _Differing:
+    """The rows of ``table`` that differ from ``want``, compared as canonical bytes."""
+    live: dict[str, bytes] = {}
+    for keys, encoded in encoded_rows(conn, table, ordered=False):
+        live.update(zip(keys, encoded, strict=True))
+    dumps, sort = orjson.dumps, orjson.OPT_SORT_KEYS
+    images = {key: dumps(image, option=sort) for key, image in want.items()}
+    out: _Differing = []
+    for key in {key for key, _ in live.items() ^ images.items()}:
+        data = live.get(key)
+        row = canonical.loads(data) if data is not None else None
+        image = want.get(key)
+        if row is None or image is None or row != image:
+            out.append((key, row, image))
+    return out
+
+
+def _differing_plain(conn: Connection, table: Table, want: dict[str, dict[str, Any]]
+                     ) -> _Differing:
+    """The same, from the values the driver returns, compared with their types (read
+    this way, ``1.0 == 1 == True`` in Python but not in a row image)."""
+    out: _Differing = []
+    seen = set()
+    for row in table_rows(conn, table):
+        key = row["key"]
+        seen.add(key)
+        image = want.get(key)
+        if image is None or image != row or not _same_types(image, row):
+            out.append((key, row, image))
+    out.extend((key, None, image) for key, image in want.items() if key not in seen)
+    return out
+
+
+def _same_types(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether equal row images also agree in type column by column (``True == 1`` and
+    ``1 == 1.0`` in Python, but not in a row image)."""
+    return all(type(v) is type(b.get(c)) for c, v in a.items())
 
 
 def rebuild(db: Database, progress: Progress = _noop) -> str:
@@ -255,9 +346,5 @@ def quick_check(db: Database, *, public_keys: Mapping[str, bytes],
             report.problems.append(Problem("head", "the stored running digest differs from "
                                            "the digest the last entry records"))
         _check_checkpoints(conn, report, public_keys, external, last)
-        live, report.rows = projection_state(conn, progress)
-        report.digest = live.digest()
-        if live != head.state:
-            report.problems.extend(pinpoint(conn) or [Problem(
-                "projection", "the live tables do not give the journal's state digest")])
+        _check_projection(conn, report, head.state, progress)
     return report

@@ -13,7 +13,7 @@ Each row's canonical encoding is the same bytes as
   order (column names are ASCII, so code-point order is the UTF-16 order the canonical
   encoding asks for), any row with an unusual value being handed to ``encode_row`` itself.
 
-The state digest spends most of its time in SHAKE128, which holds the GIL: with many rows,
+The state digest spends much of its time in BLAKE3, which holds the GIL: with many rows,
 :func:`projection_state` shares the expansions with one helper process
 (:mod:`cutru.journal.helper`).
 """
@@ -32,6 +32,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Integer, Table
 
+from cutru.errors import InputError, ProjectionMismatch
 from cutru.journal import canonical
 from cutru.journal.helper import helper_process
 from cutru.journal.lthash import LtHash, Summer, key_elements, table_prefix
@@ -167,9 +168,8 @@ def encoded_rows(conn: Connection, table: Table, batch: int = ROW_BATCH, *,
             if len(keys) < batch:
                 return
     key_at = rd.names.index("key")
-    encode = rd.encode
     for rows in raw_rows(conn, table, batch, after=after):
-        yield [row[key_at] for row in rows], [encode(row) for row in rows]
+        yield [row[key_at] for row in rows], _encode_all(rd, rows, key_at)
 
 
 # --- SQLite: the canonical encoding written by the query -------------------------------------
@@ -268,12 +268,31 @@ def _storage_order(conn: Connection, rd: TableReader, batch: int
             if rd.booleans:
                 rows = [_booleans(row, rd.booleans) for row in rows]
             if rows:
-                yield [row[key_at] for row in rows], [rd.encode(row) for row in rows]
+                yield [row[key_at] for row in rows], _encode_all(rd, rows, key_at)
                 last = fetched[-1][0]
             if len(rows) < batch:
                 return
     finally:
         cur.close()
+
+
+def _encode_all(rd: TableReader, rows: list[tuple[Any, ...]], key_at: int) -> list[bytes]:
+    """The canonical encodings of ``rows``. A value no journal entry can hold (a REAL, a
+    BLOB, text that is not Unicode: direct SQL on SQLite, whose columns take any type) has
+    none, and the table cannot be at any state the journal records: ProjectionMismatch."""
+    try:
+        return [rd.encode(row) for row in rows]
+    except InputError as exc:
+        for row in rows:
+            try:
+                rd.encode(row)
+            except InputError:
+                key = row[key_at]
+                raise ProjectionMismatch(
+                    f"{rd.table} row {key!r} holds a value no journal entry can hold "
+                    f"({exc.message}): the table was changed around the application",
+                    table=rd.table, key=str(key)) from None
+        raise
 
 
 _PROBE_TEXT = "".join(map(chr, range(0x80))) + "é Hà Nội \u2028\u2029\ufeff\U0001f600"

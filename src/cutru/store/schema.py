@@ -179,7 +179,7 @@ journal = Table(
     metadata,
     Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("ts", String(27), nullable=False, index=True),
-    Column("actor", String(64), nullable=False, index=True),
+    Column("actor", String(64), nullable=False),
     Column("purpose", Text, nullable=False),
     Column("operation", String(48), nullable=False),
     Column("subjects", Text, nullable=False),
@@ -187,7 +187,8 @@ journal = Table(
     Column("digest", String(64), nullable=False),
     Column("prev", String(64), nullable=False),
     Column("hash", String(64), nullable=False, unique=True),
-    # "the first change by this account after 09:00" (cutru.recovery.locate)
+    # "the first change by this account after 09:00" (cutru.recovery.locate); also serves
+    # lookups by actor alone, which had an index of their own before migration 0006
     Index("ix_journal_actor_ts", "actor", "ts"),
 )
 
