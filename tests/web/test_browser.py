@@ -1,10 +1,13 @@
 """Every role's main flows in a real browser (Debian's Chromium, driven by Playwright) against
-a real ``cutru serve`` in demo mode. The run saves the screenshots shown in the README
-(``docs/screenshots/<role>-<page>.png``)."""
+a real ``cutru serve`` in demo mode. Every page visited is also captured: with
+``CUTRU_SCREENSHOTS=update`` into the README's ``docs/screenshots/<role>-<page>.png``,
+otherwise into a temporary directory, so that a test run leaves the checkout as it was."""
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -17,7 +20,9 @@ from tests.web.demo_site import DEMO_PASSWORD, Demo, demo_site
 
 pytestmark = pytest.mark.browser
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SHOTS = (Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+         if os.environ.get("CUTRU_SCREENSHOTS") == "update"
+         else Path(tempfile.gettempdir()) / f"cutru-screenshots-{os.getpid()}")
 VIETNAM = timezone(timedelta(hours=7))
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
