@@ -31,7 +31,7 @@ from cutru.backup.service import verify_repository
 from cutru.backup.snapshot import take_snapshot
 from cutru.backup.targets import LocalTarget, MemoryTarget
 from cutru.config import Settings
-from cutru.errors import InputError, JournalChainBroken
+from cutru.errors import InputError, JournalChainBroken, ProjectionMismatch
 from cutru.journal import canonical
 from cutru.journal.helper import Helper, HelperFailed
 from cutru.journal.lthash import LtHash, Summer, key_elements, row_element, sum_expansions
@@ -110,8 +110,9 @@ def test_rows_and_state_equal_the_plain_way(registry: Registry) -> None:
 ])
 def test_values_sqlite_would_encode_otherwise_take_the_row_path(registry: Registry, sql: str,
                                                                 error: str | None) -> None:
-    """A value the canonical encoding refuses raises the same error, and one it reads in
-    its own way (a boolean column holding text) gives the same bytes, whichever path."""
+    """A value the canonical encoding refuses makes the table's rows unreadable as row images
+    (ProjectionMismatch naming the row and the encoding's rule), and one it reads in its own
+    way (a boolean column holding text) gives the same bytes, whichever path."""
     if not registry.db.is_sqlite:
         pytest.skip("PostgreSQL keeps a column's type: only SQLite stores such values")
     seed(registry, 20)
@@ -125,9 +126,11 @@ def test_values_sqlite_would_encode_otherwise_take_the_row_path(registry: Regist
             else:
                 with pytest.raises(InputError) as plain:
                     reference_rows(conn)
-                with pytest.raises(InputError) as fast:
+                with pytest.raises(ProjectionMismatch) as fast:
                     fast_rows(conn, batch=4, ordered=ordered)
-                assert fast.value.rule == plain.value.rule == error
+                assert fast.value.details["rule"] == plain.value.rule == error
+                assert (fast.value.details["table"], fast.value.details["key"]) == (
+                    "persons", key)
 
 
 def test_sum_expansions_and_the_summer_equal_lthash() -> None:

@@ -1,6 +1,6 @@
 """Cutting a stream into data blobs and sealing the new ones, here or in a helper process.
 
-Chunking (numpy), content ids (HMAC-SHA-256), compression (zstd) and encryption (AES-GCM)
+Chunking (Cython), content ids (HMAC-SHA-256), compression (zstd) and encryption (AES-GCM)
 are most of what saving a snapshot's streams costs. :class:`BlobSealer` does all four for one
 stream at a time and hands back, for each chunk in order, its id, its length and its sealed
 bytes (None for a chunk the repository already holds). A snapshot runs one in the helper

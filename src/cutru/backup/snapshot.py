@@ -375,7 +375,8 @@ class StoredEntry:
         seq, ts, actor, purpose, operation, subjects, changes, digest, prev, hash_ = row
         return cls(int(seq), str(ts), str(actor), str(purpose), str(operation),
                    tuple(str(s) for s in json.loads(str(subjects))),
-                   changes if type(changes) is bytes else str(changes).encode(),
+                   changes if type(changes) is bytes else bytes(changes)
+                   if isinstance(changes, bytearray | memoryview) else str(changes).encode(),
                    str(digest), str(prev), str(hash_))
 
     @classmethod
@@ -453,9 +454,14 @@ _JOURNAL_COLUMNS = ("seq", "ts", "actor", "purpose", "operation", "subjects", "c
 def journal_rows(conn: Connection, *, start: int = 1, stop: int | None = None,
                  batch: int = 2000) -> Iterator[list[tuple[Any, ...]]]:
     """The ``journal`` rows ``start <= seq <= stop`` in order as the driver returns them
-    (columns as :data:`_JOURNAL_COLUMNS`), ``batch`` at a time (keyset paging on ``seq``)."""
-    mark = "?" if conn.dialect.name == "sqlite" else "%s"
-    sql = (f"SELECT {', '.join(_JOURNAL_COLUMNS)} FROM journal WHERE seq >= {mark}"
+    (columns as :data:`_JOURNAL_COLUMNS`), ``batch`` at a time (keyset paging on ``seq``).
+    ``changes``, most of a journal's bytes, comes as the UTF-8 bytes stored, never decoded
+    to text on the way: lines and hashes are made of bytes."""
+    sqlite = conn.dialect.name == "sqlite"
+    mark = "?" if sqlite else "%s"
+    as_bytes = "CAST(changes AS BLOB)" if sqlite else "convert_to(changes, 'UTF8')"
+    columns = ", ".join(as_bytes if c == "changes" else c for c in _JOURNAL_COLUMNS)
+    sql = (f"SELECT {columns} FROM journal WHERE seq >= {mark}"
            + ("" if stop is None else f" AND seq <= {mark}") + f" ORDER BY seq LIMIT {int(batch)}")
     cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     seq = start
@@ -781,8 +787,7 @@ def take_snapshot(db: Database, repo: Repository, signer: SigningKey, *,
                 rows = next(journal, None)
                 if rows is None:
                     return
-                # changes as UTF-8 here: bytes cross to the helper as they are
-                pipe.journal([(*r[:6], str(r[6]).encode(), *r[7:]) for r in rows])
+                pipe.journal(rows)  # changes as bytes: they cross to the helper as they are
                 entries += len(rows)
                 progress(len(rows), total)
 
@@ -792,7 +797,7 @@ def take_snapshot(db: Database, repo: Repository, signer: SigningKey, *,
             pipe.start(table.name)
             rows_ = size = 0
             prefix = reader(table.name, conn.dialect.name).prefix
-            for keys, encoded in encoded_rows(conn, table):
+            for keys, encoded in encoded_rows(conn, table, ordered=False):
                 summer.add(elements(table.name, keys, encoded), prefix)
                 data = b"\n".join(encoded) + b"\n"
                 pipe.feed(table.name, data)

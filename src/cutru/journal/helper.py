@@ -1,8 +1,8 @@
 """One helper process for CPU-bound work that holds the GIL.
 
-BLAKE3 (the state digest), the chunker's numpy passes and zstd each run in native code, but the
-first holds the GIL and the others need it between calls, so on a server with two cores a
-second *process* is the way to use the second one. :class:`Helper` is that process: a fresh
+BLAKE3 (the state digest), the chunker and zstd each run in native code, but the first holds
+the GIL and the others need it between calls, so on a server with two cores a second
+*process* is the way to use the second one. :class:`Helper` is that process: a fresh
 interpreter (``python -c``, started with :mod:`subprocess`) that runs module-level functions
 sent to it, one at a time in the order submitted, and answers each with a
 :class:`concurrent.futures.Future`. Calls and results travel pickled over its stdin and

@@ -291,7 +291,7 @@ def _encode_all(rd: TableReader, rows: list[tuple[Any, ...]], key_at: int) -> li
                 raise ProjectionMismatch(
                     f"{rd.table} row {key!r} holds a value no journal entry can hold "
                     f"({exc.message}): the table was changed around the application",
-                    table=rd.table, key=str(key)) from None
+                    table=rd.table, key=str(key), rule=exc.details.get("rule")) from None
         raise
 
 
