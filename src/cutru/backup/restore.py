@@ -106,7 +106,7 @@ def restore_snapshot(repo: Repository, name: str, target_db: Database, *,
                          field="upto", rule="backup.restore_position")
     migrate.upgrade(target_db)
     where = f"snapshots/{name}"
-    with target_db.begin() as conn:
+    with target_db.begin_fill() as conn:
         journal_store.init_head(conn)
         audit_store.init_state(conn)
         _require_empty(conn, target_db)

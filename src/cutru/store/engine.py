@@ -55,6 +55,34 @@ class Database:
             raise _unavailable(exc) from exc
 
     @contextmanager
+    def begin_fill(self) -> Iterator[Connection]:
+        """:meth:`begin` for filling a new, empty database in one transaction (a restore).
+
+        On SQLite the transaction keeps its rollback journal in memory instead of writing a
+        WAL: every page is written once, to the database file, where a WAL would take them
+        all and then copy them over. A rollback still undoes everything; a crash in the
+        middle leaves the new file unusable, which is acceptable only because nothing uses a
+        database while it is being filled (a restore goes to a new file and refuses a file
+        that holds anything). The file is back in WAL mode when this ends."""
+        if not self.is_sqlite:
+            with self.begin() as conn:
+                yield conn
+            return
+        self.engine.dispose()  # the mode changes only with no other connection open
+        try:
+            with self.engine.connect() as conn:
+                raw = conn.connection.dbapi_connection
+                assert raw is not None
+                raw.execute("PRAGMA journal_mode=MEMORY")
+                try:
+                    with conn.begin():
+                        yield conn
+                finally:
+                    raw.execute("PRAGMA journal_mode=WAL")
+        except OperationalError as exc:
+            raise _unavailable(exc) from exc
+
+    @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only snapshot (one transaction, rolled back at the end)."""
         try:
