@@ -450,7 +450,7 @@ def render(results: list[dict[str, Any]], mach: dict[str, Any], args: argparse.N
             out += ["### 5. The state digest from the live tables", "",
                     "`projection_state`: every projection row read (on SQLite in storage "
                     "order: the sum does not depend on order), canonically "
-                    "encoded and expanded into LtHash16 (SHAKE128), as `cutru verify`, "
+                    "encoded and expanded into LtHash16 (BLAKE3), as `cutru verify`, "
                     "`rebuild` and restore do; in one process, and sharing the expansions with "
                     f"its helper process. Load average before: {r['load_digest']}.", "",
                     "| Measurement | Rows | Time (s) | Rows/s |", "|---|---:|---:|---:|"]
