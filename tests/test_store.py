@@ -9,11 +9,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
-from cutru.errors import DatabaseFormatError
+from cutru.errors import ConfigError, DatabaseFormatError
 from cutru.services.registry import Registry
 from cutru.store import journal_store, migrate
 from cutru.store.engine import Database
 from cutru.store.schema import metadata
+from tests.conftest import make_settings
 from tests.helpers import BASIS, OFFICER
 from tests.test_transactions import seed_family
 
@@ -72,3 +73,23 @@ def test_an_empty_database_moves_to_format_2_without_the_redundant_actor_index(
         indexes = {r[1] for r in conn.execute(text("PRAGMA index_list(journal)"))}
     assert "ix_journal_actor_ts" in indexes and "ix_journal_actor" not in indexes
     db.dispose()
+
+
+def test_a_registry_refuses_a_schema_behind_this_build_until_init(tmp_path: Path) -> None:
+    """Nothing reads a database of an older schema the new way (a journal of an older digest
+    format would look tampered with): opening it says to run `cutru init`, which upgrades."""
+    url = f"sqlite:///{tmp_path / 'data' / 'cutru.db'}"
+    db = Database(url)
+    migrate.upgrade(db, "0005")
+    db.dispose()
+    settings = make_settings(tmp_path, url)
+    with pytest.raises(ConfigError, match="run `cutru init`") as caught:
+        Registry(settings)
+    assert caught.value.exit_code == 9
+    assert caught.value.to_dict()["rule"] == "db.schema_revision"
+    reg = Registry(settings, upgrading=True)
+    reg.init()
+    reg.close()
+    again = Registry(settings)  # current now
+    assert migrate.current_revision(again.db) == migrate.head_revision()
+    again.close()

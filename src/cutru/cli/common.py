@@ -40,8 +40,8 @@ def settings(ctx: typer.Context) -> Settings:
 
 
 @contextmanager
-def registry(ctx: typer.Context) -> Iterator[Registry]:
-    reg = Registry(settings(ctx))
+def registry(ctx: typer.Context, *, upgrading: bool = False) -> Iterator[Registry]:
+    reg = Registry(settings(ctx), upgrading=upgrading)
     try:
         yield reg
     finally:

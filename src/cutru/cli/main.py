@@ -58,7 +58,7 @@ def main_options(
 @app.command()
 def init(ctx: typer.Context) -> None:
     """Create (or upgrade) the database, the journal and the checkpoint signing key."""
-    with handled(), registry(ctx) as reg:
+    with handled(), registry(ctx, upgrading=True) as reg:
         key_id = reg.init()
         console.print(f"registry ready at {reg.settings.url.split('://')[0]}; "
                       f"checkpoint key {key_id}")

@@ -41,9 +41,16 @@ class Registry:
     """cutru's registry over one database."""
 
     def __init__(self, settings: Settings, *, clock: Clock = utc_now,
-                 new_key: KeyFactory | None = None, db: Database | None = None) -> None:
+                 new_key: KeyFactory | None = None, db: Database | None = None,
+                 upgrading: bool = False) -> None:
+        """``upgrading``: the caller is about to run :meth:`init`, so an older schema is
+        expected; otherwise a database whose schema is behind this build's is refused here,
+        before anything reads it the new way (a journal of an older digest format would
+        otherwise look tampered with)."""
         self.settings = settings
         self.db = db or Database(settings.url, sqlite_synchronous=settings.sqlite_synchronous)
+        if not upgrading:
+            migrate.require_current(self.db)
         self.clock = clock
         self._signing_key: SigningKey | None = None
         if settings.signing_key_path.exists():

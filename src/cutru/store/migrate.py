@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -9,6 +10,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from cutru.errors import ConfigError
 from cutru.store.engine import Database
 
 _DIR = Path(__file__).parent / "migrations"
@@ -33,5 +35,22 @@ def current_revision(db: Database) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+@cache
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(_config()).get_current_head()
+
+
+def require_current(db: Database) -> None:
+    """Refuse a database whose schema is behind (or ahead of) this build's: ``cutru init``
+    upgrades it, or says why it cannot. A database with no schema yet passes (its first
+    query says to run ``cutru init``)."""
+    try:
+        current = current_revision(db)
+    except Exception:  # unreachable or not a database: the first real query says so
+        return
+    head = head_revision()
+    if current is not None and current != head:
+        raise ConfigError(
+            f"the database schema is at revision {current} and this build needs {head}: run "
+            "`cutru init` to upgrade it (it refuses, saying why, what it cannot upgrade)",
+            field="database_url", rule="db.schema_revision", current=current, needed=head)
