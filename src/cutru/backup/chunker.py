@@ -4,12 +4,12 @@ Xia et al., "The Design of Fast Content-Defined Chunking for Data Deduplication 
 Systems" (IEEE TPDS 31(9), 2020), as the ``pyfastcdc`` package implements it in Cython: a
 64-bit gear hash rolled two bytes per step, cut-point skipping over the first ``min`` bytes
 of a chunk, and normalised chunking at level 2 (a harder mask before ``avg``, an easier one
-after it, pulling chunk sizes towards ``avg``). Every gear value is XORed with a 63-bit
-secret derived from the repository's chunker seed, so boundaries reveal nothing about
-contents to someone who does not hold the repository key. docs/design.md, "Chunking", is the
-specification; cut points are the writer's business only (a reader joins blobs and never
-chunks), so they may change between builds at the cost of deduplication, never of
-correctness.
+after it, pulling chunk sizes towards ``avg``). Every gear value is XORed with a 63-bit key
+(62 random bits) derived from the repository's secret chunker seed, so boundaries reveal
+nothing about contents to someone who does not hold the repository key. docs/design.md,
+"Chunking", is the specification; cut points are the writer's business only (a reader joins
+blobs and never chunks), so they may change between builds at the cost of deduplication,
+never of correctness.
 
 It replaced a numpy implementation of FastCDC 2016 (32-bit gear hash), five times slower
 (1.4 GB/s against 0.28 GB/s here), which was the largest single cost of a snapshot's helper.
