@@ -375,8 +375,8 @@ class StoredEntry:
         seq, ts, actor, purpose, operation, subjects, changes, digest, prev, hash_ = row
         return cls(int(seq), str(ts), str(actor), str(purpose), str(operation),
                    tuple(str(s) for s in json.loads(str(subjects))),
-                   changes if type(changes) is bytes else bytes(changes)
-                   if isinstance(changes, bytearray | memoryview) else str(changes).encode(),
+                   bytes(changes) if isinstance(changes, bytes | bytearray | memoryview)
+                   else str(changes).encode(),
                    str(digest), str(prev), str(hash_))
 
     @classmethod

@@ -38,8 +38,6 @@ from cutru.errors import InputError
 
 LANES = 1024
 STATE_BYTES = 2 * LANES
-#: The state digest format: 2 is BLAKE3 expansion (1, SHAKE128, is refused; see the module).
-DIGEST_FORMAT = 2
 #: Prefixed to every element before expansion.
 ELEMENT_DOMAIN = b"cutru-lthash16-element-v2\n"
 #: Prefixed to the state when computing its digest.

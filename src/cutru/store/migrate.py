@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.exc import SQLAlchemyError
 
 from cutru.errors import ConfigError
 from cutru.store.engine import Database
@@ -46,7 +47,7 @@ def require_current(db: Database) -> None:
     query says to run ``cutru init``)."""
     try:
         current = current_revision(db)
-    except Exception:  # unreachable or not a database: the first real query says so
+    except SQLAlchemyError:  # unreachable or not a database: the first real query says so
         return
     head = head_revision()
     if current is not None and current != head:
