@@ -93,3 +93,24 @@ def test_a_registry_refuses_a_schema_behind_this_build_until_init(tmp_path: Path
     again = Registry(settings)  # current now
     assert migrate.current_revision(again.db) == migrate.head_revision()
     again.close()
+
+
+def test_begin_fill_writes_without_a_wal_rolls_back_whole_and_leaves_wal_mode(
+        tmp_path: Path) -> None:
+    """A restore fills its new SQLite file with the rollback journal in memory (each page
+    written once); an error still undoes everything, and the file is in WAL mode after."""
+    db = Database(f"sqlite:///{tmp_path / 'fill.sqlite3'}")
+    migrate.upgrade(db)
+    insert = text("INSERT INTO meta (name, value) VALUES (:n, 'v')")
+    with pytest.raises(RuntimeError), db.begin_fill() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "memory"
+        conn.execute(insert, {"n": "undone"})
+        raise RuntimeError("a restore refused half-way")
+    with db.begin_fill() as conn:
+        conn.execute(insert, {"n": "kept"})
+    db.dispose()
+    again = Database(f"sqlite:///{tmp_path / 'fill.sqlite3'}")
+    with again.read() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert [r[0] for r in conn.execute(text("SELECT name FROM meta"))] == ["kept"]
+    again.dispose()
