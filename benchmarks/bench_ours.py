@@ -46,7 +46,8 @@ def timed_import(reg: Registry, *, persons: int, seed: int, actor: str, batch_li
                     reg.runner, importer.parse_lines(stream), actor=actor,
                     batch_lines=batch_lines, progress=lambda _lines, p: advance(p))
         else:
-            lines = enumerate(synthetic.generate(persons, seed=seed, today=TODAY), start=1)
+            lines = enumerate(synthetic.generate_ahead(persons, seed=seed, today=TODAY),
+                              start=1)
             result = importer.import_records(
                 reg.runner, lines, actor=actor, batch_lines=batch_lines,
                 progress=lambda _lines, p: advance(p))

@@ -21,7 +21,8 @@ from cutru.domain.dates import PartialDate
 from cutru.domain.enums import AbsenceCategory, MaritalStatus, Relationship, ResidenceBasis, Sex
 from cutru.domain.idnumber import validate_id_number
 from cutru.domain.units import Address, commune
-from cutru.services.synthetic import PERSON_FIELDS, _Generator, generate
+from cutru.services import synthetic
+from cutru.services.synthetic import PERSON_FIELDS, _Generator, generate, generate_ahead
 
 TODAY = date(2026, 11, 27)
 REQUIRED = {
@@ -280,6 +281,21 @@ def test_same_seed_same_output() -> None:
     first = json.dumps(list(generate(800, seed=3, today=TODAY)), ensure_ascii=False)
     again = json.dumps(list(generate(800, seed=3, today=TODAY)), ensure_ascii=False)
     assert first == again
+
+
+@pytest.mark.parametrize("persons", [0, 1, 700])
+def test_generating_ahead_in_a_helper_gives_the_same_records(persons: int) -> None:
+    # 700 persons are some 290 records: more than one chunk, the last one short
+    assert len(list(generate(700, seed=3, today=TODAY))) > synthetic.AHEAD_CHUNK
+    assert list(generate_ahead(persons, seed=3, today=TODAY)) == list(
+        generate(persons, seed=3, today=TODAY))
+
+
+def test_generating_ahead_reports_the_generators_errors() -> None:
+    with pytest.raises(ValueError, match="persons must be >= 0"):
+        next(generate_ahead(-1, today=TODAY))
+    with pytest.raises(ValueError, match="today must be in"):
+        next(generate_ahead(10, today=date(1999, 12, 31)))
 
 
 def test_different_seed_or_date_different_output() -> None:

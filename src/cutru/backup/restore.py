@@ -47,7 +47,7 @@ from cutru.store.bulk import deferred_indexes
 from cutru.store.engine import Database
 from cutru.store.projection import projection_state
 from cutru.store.rows import layout, replace_rows
-from cutru.store.schema import PROJECTION, checkpoints, journal, journal_head, journal_subjects
+from cutru.store.schema import PROJECTION, checkpoints, journal_head
 
 BATCH = 2000
 #: Tables whose secondary indexes are built after their rows: the projection's, whose keys
@@ -240,27 +240,11 @@ def _restore_journal(conn: Connection, repo: Repository, snap: SnapshotInfo, whe
     return last
 
 
-_COLUMNS = ("seq", "ts", "actor", "purpose", "operation", "subjects", "changes", "digest",
-            "prev", "hash")
-
-
 def _insert_entries(conn: Connection, entries: list[StoredEntry]) -> None:
     """Journal rows and their subjects, with the driver's ``executemany``."""
-    _insert_rows(conn, [tuple(r[c] for c in _COLUMNS) for r in (e.row() for e in entries)],
-                 [(s, e.seq) for e in entries for s in e.subjects])
-
-
-def _insert_rows(conn: Connection, rows: list[tuple[Any, ...]],
-                 subjects: list[tuple[str, int]]) -> None:
-    """``journal`` rows (columns in :data:`_COLUMNS` order) and ``journal_subjects`` rows."""
-    if not rows:
-        return
-    mark = "?" if conn.dialect.name == "sqlite" else "%s"
-    conn.exec_driver_sql(f"INSERT INTO {journal.name} ({', '.join(_COLUMNS)}) VALUES "
-                         f"({', '.join(mark for _ in _COLUMNS)})", rows)
-    if subjects:
-        conn.exec_driver_sql(f"INSERT INTO {journal_subjects.name} (subject, seq) VALUES "
-                             f"({mark}, {mark})", subjects)
+    journal_store.insert_rows(
+        conn, [tuple(r[c] for c in journal_store.COLUMNS) for r in (e.row() for e in entries)],
+        [(s, e.seq) for e in entries for s in e.subjects])
 
 
 def _checkpoint_row(cp: SignedCheckpoint) -> dict[str, Any]:
@@ -288,7 +272,7 @@ def _apply_segments(conn: Connection, repo: Repository, snap: SnapshotInfo, last
                 final[(change.table, change.key)] = change.after
             applied.append(entry)
             last = _Last(entry.seq, entry.hash, entry.ts, entry.digest)
-        _insert_rows(conn, [
+        journal_store.insert_rows(conn, [
             (e.seq, e.ts, e.actor, e.purpose, e.operation,
              canonical.encode(list(e.subjects)).decode(), (e.raw_changes or b"").decode(),
              e.digest, e.prev, e.hash) for e in applied],

@@ -168,7 +168,7 @@ def demo_seed(
         ref = date.fromisoformat(today) if today else date.today()
         rng = random.Random(seed)
         reg.runner.new_key = KeyFactory(rng.getrandbits)
-        lines = enumerate(synthetic.generate(persons, seed=seed, today=ref), start=1)
+        lines = enumerate(synthetic.generate_ahead(persons, seed=seed, today=ref), start=1)
         with progress_bar("seeding persons", persons) as advance:
             result = importer.import_records(
                 reg.runner, lines, actor="demo-seed", batch_lines=batch_lines,

@@ -6,9 +6,10 @@ place of living) are kept as canonical JSON text so the row is exactly its journ
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from typing import Any
+
+import orjson
 
 from cutru.domain.dates import PartialDate, parse_date
 from cutru.domain.enums import MaritalStatus, Sex
@@ -22,6 +23,11 @@ RELATIVE_KEYS = frozenset({"full_name", "id_number", "nationality"})
 CARD_KEYS = frozenset({"number", "issued_on", "issued_at"})
 PLACE_KEYS = frozenset({"commune_code", "street"})
 _MAX_TEXT = 500
+#: The keys each nested field may hold.
+_NESTED_KEYS = {"father": RELATIVE_KEYS, "mother": RELATIVE_KEYS, "spouse": RELATIVE_KEYS,
+                "guardian": RELATIVE_KEYS, "legal_representative": RELATIVE_KEYS,
+                "old_id_card": CARD_KEYS, "citizen_id_card": CARD_KEYS,
+                "current_living_place": PLACE_KEYS}
 
 #: Fields an adjustment (Art. 26) may change without a correction's four eyes.
 ADJUSTABLE = frozenset(
@@ -52,13 +58,10 @@ def _nested(data: dict[str, Any], name: str) -> str | None:
     value = data.get(name)
     if value is None:
         return None
-    allowed = {"father": RELATIVE_KEYS, "mother": RELATIVE_KEYS, "spouse": RELATIVE_KEYS,
-               "guardian": RELATIVE_KEYS, "legal_representative": RELATIVE_KEYS,
-               "old_id_card": CARD_KEYS, "citizen_id_card": CARD_KEYS,
-               "current_living_place": PLACE_KEYS}[name]
+    allowed = _NESTED_KEYS[name]
     if isinstance(value, str):  # already stored form
         try:
-            value = json.loads(value)
+            value = orjson.loads(value)
         except ValueError:
             raise InputError(f"{name} must be an object", field=name, rule="type.object") from None
     if not isinstance(value, dict):
@@ -76,7 +79,11 @@ def _nested(data: dict[str, Any], name: str) -> str | None:
     if nested_id is not None and not (nested_id.isdigit() and len(nested_id) == 12):
         raise InputError(f"{name}.id_number must be 12 digits", field=f"{name}.id_number",
                          rule="id_number.format")
-    return json.dumps(clean, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    try:  # compact, keys sorted, non-ASCII raw: the canonical JSON of docs/design.md
+        return orjson.dumps(clean, option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONEncodeError:
+        raise InputError(f"{name} holds text that is not valid Unicode", field=name,
+                         rule="canonical.invalid_unicode") from None
 
 
 _EMPTY: dict[str, Any] = dict.fromkeys(FIELDS_BY_NAME)

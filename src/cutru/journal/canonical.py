@@ -37,24 +37,22 @@ INT_MAX = 2**63 - 1
 #: Containers may nest at most this deep; bounds recursion and catches reference cycles.
 MAX_DEPTH = 64
 
-# The fast path: the C accelerated encoder of the standard library. For this value model it
-# writes exactly the JCS bytes (each point is checked by tests/test_canonical.py):
-# * separators (",", ":") and indent=None: no whitespace;
-# * ensure_ascii=False: "\\" and '"' escaped, \b \f \n \r \t short, other U+0000-U+001F as
-#   \u00xx with lower-case hex, and everything else raw -- DEL, U+2028, U+2029 included,
-#   which is also what JSON.stringify does;
-# * ints via int.__repr__ (shortest decimal), bool/None as true/false/null;
-# * sort_keys=True sorts by code point. Code point order equals UTF-16 code unit order
-#   unless a key holds a character above U+FFFF (a surrogate pair, D800-DBFF first) and
-#   is compared with one in U+E000-U+FFFF; any key with such a character takes the slow path.
-# Lone surrogates are not Unicode: the final .encode("utf-8") refuses them.
-_FAST = json.JSONEncoder(
-    ensure_ascii=False,
-    check_circular=False,  # _fast_check bounds the depth, so cycles cannot get here
-    allow_nan=False,
-    sort_keys=True,
-    separators=(",", ":"),
-)
+# The fast path: orjson with sorted keys. For this value model it writes exactly the JCS
+# bytes (each point is checked by tests/test_canonical.py, against the reference encoder):
+# * no whitespace;
+# * "\\" and '"' escaped, \b \f \n \r \t short, other U+0000-U+001F as \u00xx with
+#   lower-case hex, and everything else raw -- DEL, U+2028, U+2029 included, which is also
+#   what JSON.stringify does;
+# * ints in shortest decimal (the caller keeps them inside signed 64 bits), bool/None as
+#   true/false/null;
+# * OPT_SORT_KEYS sorts by UTF-8 bytes, that is by code point. Code point order equals
+#   UTF-16 code unit order unless a key holds a character above U+FFFF (a surrogate pair,
+#   D800-DBFF first) and is compared with one in U+E000-U+FFFF; any key with such a
+#   character takes the slow path.
+# Lone surrogates are not Unicode: orjson refuses them (a TypeError), and the reference
+# encoder then raises the precise error.
+_SORTED = orjson.OPT_SORT_KEYS
+_dumps = orjson.dumps
 
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _SURROGATE = re.compile("[\\ud800-\\udfff]")
@@ -84,33 +82,35 @@ def encode(value: object) -> bytes:
     """
     try:
         _fast_check(value, 0)
-        return _FAST.encode(value).encode("utf-8")
-    except (_SlowPath, UnicodeEncodeError):
+        return _dumps(value, option=_SORTED)
+    except (_SlowPath, TypeError):
         # The reference encoder either succeeds or raises the precise InputError.
         return encode_reference(value)
 
 
-_SCALARS = frozenset({str, bool, type(None)})
-_ASCII_KEYS: set[str] = set()
+_ROW_KEYS: set[tuple[str, ...]] = set()
 
 
 def encode_row(row: dict[str, Any]) -> bytes:
     """:func:`encode` for a flat object of scalars (a projection row image): the same bytes,
-    checked in one pass. Keys seen before skip the per-key check."""
-    for key, value in row.items():
-        kind = type(value)
-        if kind is int:
-            if not INT_MIN <= value <= INT_MAX:
-                return encode(row)
-        elif kind not in _SCALARS:
+    checked in one pass. A tuple of keys seen before (a table's columns) skips the key check.
+    """
+    keys = tuple(row)
+    if keys not in _ROW_KEYS:
+        if not all(type(k) is str and k.isascii() for k in keys):
             return encode(row)
-        if key not in _ASCII_KEYS:
-            if type(key) is not str or not key.isascii():
-                return encode(row)
-            _ASCII_KEYS.add(key)
+        if len(_ROW_KEYS) < 256:  # a few shapes of row in practice; bounded all the same
+            _ROW_KEYS.add(keys)
+    for value in row.values():
+        kind = type(value)
+        if kind is str or value is None or kind is bool:
+            continue
+        if kind is int and INT_MIN <= value <= INT_MAX:
+            continue
+        return encode(row)  # the general path: other types, big ints
     try:
-        return _FAST.encode(row).encode("utf-8")
-    except UnicodeEncodeError:
+        return _dumps(row, option=_SORTED)
+    except TypeError:  # orjson.JSONEncodeError: a lone surrogate
         return encode_reference(row)
 
 
@@ -119,8 +119,8 @@ def encode_str(text: str) -> bytes:
     if type(text) is not str:
         return encode(text)
     try:
-        return _FAST.encode(text).encode("utf-8")
-    except UnicodeEncodeError:
+        return _dumps(text)
+    except TypeError:  # orjson.JSONEncodeError: a lone surrogate
         return encode_reference(text)
 
 
@@ -148,7 +148,7 @@ def decode(data: bytes) -> Any:
 
 
 def encode_reference(value: object) -> bytes:
-    """Encode by following the rules directly; slow, but independent of :mod:`json`.
+    """Encode by following the rules directly; slow, but independent of orjson.
 
     Used for keys outside the Basic Multilingual Plane, to report errors, and by the tests
     as the oracle that the fast path must match byte for byte.

@@ -7,11 +7,11 @@ synthetic generator through the same path.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+import orjson
 from sqlalchemy import select
 
 from cutru.domain.enums import Relationship
@@ -40,8 +40,8 @@ def parse_lines(stream: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
             raise ImportLineError(f"not valid JSON ({exc.msg})", line=n, field="(line)",
                                   rule="jsonl.syntax") from None
         if not isinstance(obj, dict):

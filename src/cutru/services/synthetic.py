@@ -30,10 +30,12 @@ from __future__ import annotations
 import random
 import unicodedata
 from calendar import isleap
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
+from itertools import islice
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
@@ -42,6 +44,7 @@ from faker import Faker
 from cutru.domain.enums import AbsenceCategory, MaritalStatus, Relationship, ResidenceBasis, Sex
 from cutru.domain.idnumber import make_id_number
 from cutru.domain.units import OLD_PROVINCE_TO_NEW, all_communes, all_provinces
+from cutru.journal.helper import helper_process
 
 PERSON_FIELDS: Mapping[str, str] = MappingProxyType(
     {
@@ -720,3 +723,42 @@ def generate(persons: int, *, seed: int = 0, today: date) -> Iterator[dict[str, 
         # ID numbers encode births in 1900-2399 and the oldest resident is about 100
         raise ValueError(f"today must be in {_FIRST_TODAY.year}-{_LAST_BIRTH_YEAR}, got {today}")
     return _Generator(seed, today).records(persons)
+
+
+#: Records per call to the helper, and calls kept in flight ahead of the consumer.
+AHEAD_CHUNK = 256
+AHEAD_CALLS = 3
+
+#: The generators of :func:`_next_records`, in the helper process, by stream number.
+_STREAMS: dict[int, Iterator[dict[str, Any]]] = {}
+
+
+def _next_records(stream: int, persons: int, seed: int, today: date,
+                  count: int) -> list[dict[str, Any]]:
+    """Run in the helper: the next ``count`` records of one :func:`generate` stream (fewer
+    at its end, then none)."""
+    records = _STREAMS.get(stream)
+    if records is None:
+        records = _STREAMS[stream] = generate(persons, seed=seed, today=today)
+    return list(islice(records, count))
+
+
+def generate_ahead(persons: int, *, seed: int = 0, today: date) -> Iterator[dict[str, Any]]:
+    """:func:`generate`'s records, the same ones in the same order, made in a helper process
+    (:mod:`cutru.journal.helper`) a few chunks ahead of the consumer: ``demo seed`` then
+    generates on the second core while the importer works on the first. Without a second
+    CPU, or when the helper does not start, the records are made here."""
+    if persons < 0:
+        raise ValueError(f"persons must be >= 0, got {persons}")
+    with helper_process() as helper:
+        if helper is None:
+            yield from generate(persons, seed=seed, today=today)
+            return
+        calls = deque(helper.submit(_next_records, 0, persons, seed, today, AHEAD_CHUNK)
+                      for _ in range(AHEAD_CALLS))
+        while calls:
+            records = calls.popleft().result()
+            if len(records) == AHEAD_CHUNK:
+                calls.append(helper.submit(_next_records, 0, persons, seed, today,
+                                           AHEAD_CHUNK))
+            yield from records

@@ -79,23 +79,37 @@ def append(conn: Connection, head: Head, drafts: Sequence[Draft],
         head.seq, head.hash, head.ts = entry.seq, entry.hash, entry.ts
     if not entries:
         return entries
-    conn.execute(insert(journal), [_journal_row(e) for e in entries])
-    subject_rows = [{"subject": s, "seq": e.seq} for e in entries for s in e.subjects]
-    if subject_rows:
-        conn.execute(insert(journal_subjects), subject_rows)
+    insert_rows(conn, [_journal_row(e) for e in entries],
+                [(s, e.seq) for e in entries for s in e.subjects])
     conn.execute(update(journal_head).where(journal_head.c.id == 1).values(
         seq=head.seq, hash=head.hash, ts=head.ts, lthash=head.state.to_bytes()))
     return entries
 
 
-def _journal_row(e: Entry) -> dict[str, object]:
-    return {
-        "seq": e.seq, "ts": e.ts, "actor": e.actor, "purpose": e.purpose,
-        "operation": e.operation,
-        "subjects": canonical.encode(list(e.subjects)).decode(),
-        "changes": encode_changes(e.changes).decode(),
-        "digest": e.digest, "prev": e.prev, "hash": e.hash,
-    }
+#: The ``journal`` columns in the order :func:`insert_rows` takes them.
+COLUMNS = ("seq", "ts", "actor", "purpose", "operation", "subjects", "changes", "digest",
+           "prev", "hash")
+
+
+def _journal_row(e: Entry) -> tuple[object, ...]:
+    return (e.seq, e.ts, e.actor, e.purpose, e.operation,
+            canonical.encode(list(e.subjects)).decode(), encode_changes(e.changes).decode(),
+            e.digest, e.prev, e.hash)
+
+
+def insert_rows(conn: Connection, rows: list[tuple[object, ...]],
+                subjects: list[tuple[str, int]]) -> None:
+    """``journal`` rows (values in :data:`COLUMNS` order) and ``journal_subjects`` rows
+    ``(subject, seq)``, with the driver's ``executemany``: SQLAlchemy's statement
+    machinery would cost more per row than the database does."""
+    if not rows:
+        return
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    conn.exec_driver_sql(f"INSERT INTO {journal.name} ({', '.join(COLUMNS)}) VALUES "
+                         f"({', '.join(mark for _ in COLUMNS)})", rows)
+    if subjects:
+        conn.exec_driver_sql(f"INSERT INTO {journal_subjects.name} (subject, seq) VALUES "
+                             f"({mark}, {mark})", subjects)
 
 
 def entry_from_row(row: dict[str, object]) -> Entry:

@@ -28,7 +28,9 @@ class Layout:
     """A table's columns in schema order, their defaults, and its driver-level INSERT."""
 
     names: tuple[str, ...]
+    columns: frozenset[str]
     defaults: tuple[Any, ...]
+    template: Row  # every column with its default, in schema order
     values: Callable[[Row], tuple[Any, ...]]  # a row's values in column order
     booleans: tuple[int, ...]  # positions of boolean columns (SQLite returns 0/1)
     insert_sql: dict[str, str]  # paramstyle -> SQL
@@ -48,16 +50,19 @@ def layout(table_name: str) -> Layout:
         "qmark": f"INSERT INTO {table_name} ({cols}) VALUES ({', '.join('?' for _ in names)})",
         "format": f"INSERT INTO {table_name} ({cols}) VALUES ({', '.join('%s' for _ in names)})",
     }
-    return Layout(names, defaults, itemgetter(*names), booleans, sql)
+    return Layout(names, frozenset(names), defaults, dict(zip(names, defaults, strict=True)),
+                  itemgetter(*names), booleans, sql)
 
 
 def complete_row(table: Table, values: dict[str, Any]) -> Row:
     """All columns of ``table`` in schema order; missing ones get their default or None."""
     lay = layout(table.name)
-    if len(values) > len(lay.names) or not values.keys() <= set(lay.names):
-        unknown = sorted(set(values) - set(lay.names))
+    if not values.keys() <= lay.columns:
+        unknown = sorted(set(values) - lay.columns)
         raise KeyError(f"{table.name} has no column(s) {unknown}")
-    return dict(zip(lay.names, map(values.get, lay.names, lay.defaults), strict=True))
+    row = lay.template.copy()  # keys keep the template's order: the schema's
+    row.update(values)
+    return row
 
 
 class RowWriter:
