@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import insert, inspect
+from sqlalchemy import func, insert, inspect, select
+from sqlalchemy.exc import IntegrityError
 
 from cutru.errors import CutruError
 from cutru.services.registry import Registry
@@ -44,3 +45,30 @@ def test_a_duplicate_in_a_unique_index_fails_the_load_and_rolls_it_back(
     assert _indexes(registry) == before
     with registry.db.read() as conn:
         assert conn.execute(persons.select()).first() is None
+
+
+def test_insert_many_writes_rows_exactly(registry: Registry) -> None:
+    # COPY's text format escapes tabs, newlines and backslashes; the values come back as given
+    registry.init()
+    names = ("key", "full_name", "birth_date", "birth_year", "sex", "secret_label",
+             "occupation")
+    rows = [("p1", "Nguyễn\tVăn\nA \\N", "1990-01-01", 1990, "male", True, None),
+            ("p2", "Trần Thị B", "1991", 1991, "female", False, "\\.")]
+    with registry.db.begin() as conn:
+        bulk.insert_many(conn, "persons", names, rows)
+        bulk.insert_many(conn, "persons", names, [])
+    with registry.db.read() as conn:
+        got = [tuple(r) for r in conn.execute(
+            select(*(persons.c[n] for n in names)).order_by(persons.c.key))]
+    assert got == rows
+
+
+def test_insert_many_raises_sqlalchemys_integrity_error_and_writes_nothing(
+        registry: Registry) -> None:
+    registry.init()
+    names = ("key", "full_name", "birth_date", "birth_year", "sex", "secret_label")
+    row = ("p1", "Nguyễn Văn A", "1990-01-01", 1990, "male", False)
+    with pytest.raises(IntegrityError), registry.db.begin() as conn:
+        bulk.insert_many(conn, "persons", names, [row, ("p0", *row[1:]), row])
+    with registry.db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(persons)).scalar_one() == 0

@@ -43,7 +43,7 @@ from cutru.journal import canonical
 from cutru.journal.entry import GENESIS, Entry
 from cutru.journal.signing import SignedCheckpoint, verify_checkpoint
 from cutru.store import audit_store, journal_store, migrate
-from cutru.store.bulk import deferred_indexes
+from cutru.store.bulk import deferred_indexes, insert_many
 from cutru.store.engine import Database
 from cutru.store.projection import projection_state
 from cutru.store.rows import layout, replace_rows
@@ -165,11 +165,9 @@ def _require_empty(conn: Connection, db: Database) -> None:
 
 def _restore_tables(conn: Connection, repo: Repository, snap: SnapshotInfo, where: str,
                     progress: Progress) -> int:
-    paramstyle = "qmark" if conn.dialect.name == "sqlite" else "format"
     count = 0
     for table in PROJECTION:
         lay = layout(table.name)
-        sql = lay.insert_sql[paramstyle]
         batch: list[tuple[Any, ...]] = []
         for line in read_stream(repo, snap.stream(table.name), where):
             try:
@@ -182,12 +180,12 @@ def _restore_tables(conn: Connection, repo: Repository, snap: SnapshotInfo, wher
                 raise RepositoryDamaged(f"{where}: a {table.name} row is malformed",
                                         object=where) from None
             if len(batch) >= BATCH:
-                conn.exec_driver_sql(sql, batch)
+                insert_many(conn, table.name, lay.names, batch)
                 count += len(batch)
                 progress(len(batch))
                 batch = []
         if batch:
-            conn.exec_driver_sql(sql, batch)
+            insert_many(conn, table.name, lay.names, batch)
             count += len(batch)
             progress(len(batch))
     return count

@@ -7,7 +7,9 @@ synthetic generator through the same path.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -172,7 +174,7 @@ def import_records(runner: UnitRunner, records: Iterable[tuple[int, dict[str, An
         if not chunk:
             return result
         persons_before = result.persons
-        with runner.batch() as b:
+        with _collector_paused(), runner.batch() as b:
             ctx = _Context(b)
             ids = [str(p["person"].get("id_number")) for _, r in chunk if r.get("kind") ==
                    "household" for p in r.get("members", []) if isinstance(p, dict)
@@ -195,6 +197,22 @@ def import_records(runner: UnitRunner, records: Iterable[tuple[int, dict[str, An
         result.lines += len(chunk)
         if progress is not None:
             progress(len(chunk), result.persons - persons_before)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for one batch. A batch allocates some
+    hundred thousand small objects (rows, changes, entries) that live until its end, and the
+    collector would scan them again and again for cycles they do not form: 10-15% of the
+    import's time here. Reference counting still frees them; the collector runs again, as
+    it was, after the batch."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _line_error(n: int, exc: InputError | RuleViolation) -> ImportLineError:

@@ -17,6 +17,7 @@ from cutru.journal import canonical
 from cutru.journal.entry import GENESIS, Change, Draft, Entry, encode_changes, next_ts, seal
 from cutru.journal.lthash import LtHash, row_element
 from cutru.journal.signing import Checkpoint, SignedCheckpoint
+from cutru.store.bulk import insert_many
 from cutru.store.schema import checkpoints, journal, journal_head, journal_subjects
 
 
@@ -100,16 +101,11 @@ def _journal_row(e: Entry) -> tuple[object, ...]:
 def insert_rows(conn: Connection, rows: list[tuple[object, ...]],
                 subjects: list[tuple[str, int]]) -> None:
     """``journal`` rows (values in :data:`COLUMNS` order) and ``journal_subjects`` rows
-    ``(subject, seq)``, with the driver's ``executemany``: SQLAlchemy's statement
+    ``(subject, seq)``, by :func:`cutru.store.bulk.insert_many`: SQLAlchemy's statement
     machinery would cost more per row than the database does."""
-    if not rows:
-        return
-    mark = "?" if conn.dialect.name == "sqlite" else "%s"
-    conn.exec_driver_sql(f"INSERT INTO {journal.name} ({', '.join(COLUMNS)}) VALUES "
-                         f"({', '.join(mark for _ in COLUMNS)})", rows)
-    if subjects:
-        conn.exec_driver_sql(f"INSERT INTO {journal_subjects.name} (subject, seq) VALUES "
-                             f"({mark}, {mark})", subjects)
+    if rows:
+        insert_many(conn, journal.name, COLUMNS, rows)
+        insert_many(conn, journal_subjects.name, ("subject", "seq"), subjects)
 
 
 def entry_from_row(row: dict[str, object]) -> Entry:

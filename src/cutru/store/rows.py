@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Boolean, Connection, Table, delete, update
 
 from cutru.journal.entry import Change, Row
+from cutru.store.bulk import insert_many
 from cutru.store.schema import PROJECTION_BY_NAME
 
 #: Columns by which buffered rows are indexed, so reads by them need no flush.
@@ -33,7 +34,6 @@ class Layout:
     template: Row  # every column with its default, in schema order
     values: Callable[[Row], tuple[Any, ...]]  # a row's values in column order
     booleans: tuple[int, ...]  # positions of boolean columns (SQLite returns 0/1)
-    insert_sql: dict[str, str]  # paramstyle -> SQL
 
 
 @cache
@@ -45,13 +45,8 @@ def layout(table_name: str) -> Layout:
         for c in table.c
     )
     booleans = tuple(i for i, c in enumerate(table.c) if isinstance(c.type, Boolean))
-    cols = ", ".join(names)
-    sql = {
-        "qmark": f"INSERT INTO {table_name} ({cols}) VALUES ({', '.join('?' for _ in names)})",
-        "format": f"INSERT INTO {table_name} ({cols}) VALUES ({', '.join('%s' for _ in names)})",
-    }
     return Layout(names, frozenset(names), defaults, dict(zip(names, defaults, strict=True)),
-                  itemgetter(*names), booleans, sql)
+                  itemgetter(*names), booleans)
 
 
 def complete_row(table: Table, values: dict[str, Any]) -> Row:
@@ -73,8 +68,7 @@ class RowWriter:
         self.changes: list[Change] = []
         self._pending: dict[str, dict[str, Row]] = {}
         self._index: dict[tuple[str, str, Any], list[Row]] = {}
-        self._paramstyle = "qmark" if conn.dialect.name == "sqlite" else "format"
-        self._mark = "?" if self._paramstyle == "qmark" else "%s"
+        self._mark = "?" if conn.dialect.name == "sqlite" else "%s"
 
     def _query(self, table: str, where: dict[str, Any]) -> list[Row]:
         """``SELECT *`` by equality on the driver's cursor: the hot read of every operation
@@ -102,10 +96,7 @@ class RowWriter:
         for name, rows in self._pending.items():
             if rows:
                 lay = layout(name)
-                self.conn.exec_driver_sql(
-                    lay.insert_sql[self._paramstyle],
-                    list(map(lay.values, rows.values())),
-                )
+                insert_many(self.conn, name, lay.names, list(map(lay.values, rows.values())))
         self._pending.clear()
         self._index.clear()
 
