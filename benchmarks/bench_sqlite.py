@@ -14,10 +14,12 @@ from sqlalchemy import Table, create_engine
 from sqlalchemy.engine import make_url
 
 from cutru.services.registry import Registry
+from cutru.store.engine import SQLITE_CACHE_MIB
 from cutru.store.schema import PROJECTION, metadata
 
 #: The PRAGMAs cutru's engine sets (cutru.store.engine), applied to the bare database too.
-PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL")
+PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
+           f"PRAGMA cache_size=-{SQLITE_CACHE_MIB * 1024}")
 PROJECTION_NAMES = frozenset(t.name for t in PROJECTION)
 
 

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     )
     checkpoint_interval: int = Field(1000, ge=1, description="sign a checkpoint every N entries")
     sqlite_synchronous: str = Field("FULL", description="SQLite PRAGMA synchronous")
+    sqlite_cache_mib: int = Field(
+        64, ge=1, le=65536, description="SQLite page cache per connection, in MiB")
     policy_path: Path | None = Field(
         None, description="access policy file (TOML); default: the shipped policy")
     session_ttl_minutes: int = Field(30, ge=1, le=24 * 60, description="web/API session life")

@@ -48,7 +48,8 @@ class Registry:
         before anything reads it the new way (a journal of an older digest format would
         otherwise look tampered with)."""
         self.settings = settings
-        self.db = db or Database(settings.url, sqlite_synchronous=settings.sqlite_synchronous)
+        self.db = db or Database(settings.url, sqlite_synchronous=settings.sqlite_synchronous,
+                                 sqlite_cache_mib=settings.sqlite_cache_mib)
         if not upgrading:
             migrate.require_current(self.db)
         self.clock = clock

@@ -119,7 +119,8 @@ class UnitRunner:
             yield batch
             batch.rows.flush()
             before = head.seq
-            entries = journal_store.append(conn, head, batch.drafts, self.clock)
+            entries = journal_store.seal_drafts(head, batch.drafts, self.clock)
+            journal_store.write_entries(conn, head, entries)
             if entries and self._checkpoint_due(before, head.seq):
                 self._sign(conn, entries[-1])
             for hook in batch.before_commit:

@@ -67,9 +67,11 @@ def row_elements(changes: Sequence[Change]) -> tuple[list[bytes], list[bytes]]:
     return added, removed
 
 
-def append(conn: Connection, head: Head, drafts: Sequence[Draft],
-           now: Callable[[], datetime]) -> list[Entry]:
-    """Seal ``drafts`` after ``head``, write them, and advance the head (in place)."""
+def seal_drafts(head: Head, drafts: Sequence[Draft], now: Callable[[], datetime]
+                ) -> list[Entry]:
+    """The entries of ``drafts`` sealed after ``head``, which advances to the last of them
+    (in memory only: :func:`write_entries` stores both). Touches no database, so it can run
+    while another thread writes the drafts' rows."""
     drafts = [d for d in drafts if d.changes]  # an operation that changed nothing: no entry
     digests = head.state.advance([row_elements(d.changes) for d in drafts])
     entries: list[Entry] = []
@@ -78,13 +80,17 @@ def append(conn: Connection, head: Head, drafts: Sequence[Draft],
         entry = seal(draft, seq=head.seq + 1, ts=ts, digest=digest, prev=head.hash)
         entries.append(entry)
         head.seq, head.hash, head.ts = entry.seq, entry.hash, entry.ts
+    return entries
+
+
+def write_entries(conn: Connection, head: Head, entries: Sequence[Entry]) -> None:
+    """Store sealed entries and the head they advanced it to."""
     if not entries:
-        return entries
+        return
     insert_rows(conn, [_journal_row(e) for e in entries],
                 [(s, e.seq) for e in entries for s in e.subjects])
     conn.execute(update(journal_head).where(journal_head.c.id == 1).values(
         seq=head.seq, hash=head.hash, ts=head.ts, lthash=head.state.to_bytes()))
-    return entries
 
 
 #: The ``journal`` columns in the order :func:`insert_rows` takes them.

@@ -96,7 +96,10 @@ class RowWriter:
         for name, rows in self._pending.items():
             if rows:
                 lay = layout(name)
-                insert_many(self.conn, name, lay.names, list(map(lay.values, rows.values())))
+                # in key order: each page of the key's B-tree is visited once per batch
+                # rather than once per row (keys are random)
+                insert_many(self.conn, name, lay.names,
+                            [lay.values(rows[k]) for k in sorted(rows)])
         self._pending.clear()
         self._index.clear()
 
