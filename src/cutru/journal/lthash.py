@@ -259,6 +259,16 @@ class LtHash:
         return f"<LtHash {self.digest()[:16]}>"
 
 
+def advance_state(state: bytes, steps: Sequence[tuple[Sequence[bytes], Sequence[bytes]]]
+                  ) -> tuple[list[str], bytes]:
+    """:meth:`LtHash.advance` from the state ``state`` (:meth:`LtHash.to_bytes`): the digests
+    after each step, and the final state. A module-level function of bytes, so that a helper
+    process can run it (the journal writer of a bulk import does)."""
+    lthash = LtHash.from_bytes(state)
+    digests = lthash.advance(steps)
+    return digests, lthash.to_bytes()
+
+
 def sum_rows(keys: Sequence[str], rows: Sequence[bytes], prefix: bytes = b"") -> bytes:
     """:func:`sum_expansions` of the elements of rows (:func:`key_elements`), framed where
     they are summed: in a helper process, that work leaves the process reading the rows."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -20,12 +20,15 @@ from cutru.domain.enums import Relationship
 from cutru.domain.rules import check_household, violation
 from cutru.domain.units import Address, map_pre2025_address
 from cutru.errors import CutruError, ImportLineError, InputError, RuleViolation
+from cutru.journal.helper import Helper, helper_process
 from cutru.services import households as hh_ops
 from cutru.services import people, residence
 from cutru.services.unit import Batch, Tx, UnitRunner
 from cutru.store.schema import persons, residences
 
 KINDS = ("household", "temporary", "stay", "absence")
+#: Lines in a batch from which an import starts a helper process (cutru.journal.helper).
+HELPER_LINES = 500
 IMPORT_PURPOSE = "Law on Residence 68/2020/QH14 Art. 36: residence data collection (import)"
 
 
@@ -167,14 +170,28 @@ def import_records(runner: UnitRunner, records: Iterable[tuple[int, dict[str, An
                    actor: str, batch_lines: int = 0,
                    progress: Callable[[int, int], None] | None = None) -> ImportResult:
     """Apply records; ``batch_lines`` lines per transaction (0: everything in one)."""
+    with ExitStack() as stack:
+        return _import(runner, iter(records), actor, batch_lines, progress, stack)
+
+
+def _import(runner: UnitRunner, it: Iterator[tuple[int, dict[str, Any]]], actor: str,
+            batch_lines: int, progress: Callable[[int, int], None] | None,
+            stack: ExitStack) -> ImportResult:
     result = ImportResult()
-    it = iter(records)
+    helper: Helper | None = None
+    started = False
     while True:
         chunk = _take(it, batch_lines)
         if not chunk:
             return result
+        if not started and len(chunk) >= HELPER_LINES:
+            # a large import: a helper process computes each batch's state digests
+            # (cutru.services.unit), started once for every batch that follows; None on
+            # one CPU or when it does not start
+            helper = stack.enter_context(helper_process())
+            started = True
         persons_before = result.persons
-        with _collector_paused(), runner.batch() as b:
+        with _collector_paused(), runner.batch(helper=helper) as b:
             ctx = _Context(b)
             ids = [str(p["person"].get("id_number")) for _, r in chunk if r.get("kind") ==
                    "household" for p in r.get("members", []) if isinstance(p, dict)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -15,7 +16,10 @@ from sqlalchemy import Connection, Table
 
 from cutru.access.fieldcrypto import Keyring
 from cutru.errors import ConfigError, NotFound
+from cutru.journal import lthash
 from cutru.journal.entry import Draft, Entry, Row
+from cutru.journal.helper import Helper, HelperFailed
+from cutru.journal.lthash import LtHash
 from cutru.journal.signing import Checkpoint, SigningKey
 from cutru.store import journal_store
 from cutru.store.engine import Database
@@ -34,6 +38,10 @@ def utc_now() -> datetime:
 
 def local_date(moment: datetime) -> date:
     return moment.astimezone(VIETNAM_TZ).date()
+
+
+#: Operations in a batch from which a helper process, when given, computes the digests.
+HELPER_DRAFTS = 200
 
 
 class KeyFactory:
@@ -110,16 +118,17 @@ class UnitRunner:
         self.on_commit: Callable[[list[Entry]], None] | None = None
 
     @contextmanager
-    def batch(self) -> Iterator[Batch]:
+    def batch(self, *, helper: Helper | None = None) -> Iterator[Batch]:
+        """One transaction for several operations. With a ``helper`` process, a large
+        batch's state digests are computed there while its rows are written here."""
         entries: list[Entry] = []
         with self.db.begin() as conn:
             head = journal_store.lock_head(conn)
             batch = Batch(conn, RowWriter(conn), local_date(self.clock()), self.new_key,
                           self.keys)
             yield batch
-            batch.rows.flush()
             before = head.seq
-            entries = journal_store.seal_drafts(head, batch.drafts, self.clock)
+            entries = self._seal(batch, head, helper)
             journal_store.write_entries(conn, head, entries)
             if entries and self._checkpoint_due(before, head.seq):
                 self._sign(conn, entries[-1])
@@ -127,6 +136,32 @@ class UnitRunner:
                 hook(conn, entries)
         if entries and self.on_commit is not None:
             self.on_commit(entries)
+
+    def _seal(self, batch: Batch, head: journal_store.Head, helper: Helper | None
+              ) -> list[Entry]:
+        """Write the batch's buffered rows and seal its drafts into entries."""
+        if helper is None or len(batch.drafts) < HELPER_DRAFTS:
+            batch.rows.flush()
+            return journal_store.seal_drafts(head, batch.drafts, self.clock)
+        # expanding every changed row for the state digest is the largest cost of sealing;
+        # the helper does it on the other core while this process writes the rows
+        steps = journal_store.digest_steps(batch.drafts)
+        try:
+            pending: Future[tuple[list[str], bytes]] | None = helper.submit(
+                lthash.advance_state, head.state.to_bytes(), steps)
+        except HelperFailed:
+            pending = None
+        batch.rows.flush()
+        if pending is not None:
+            try:
+                digests, state = pending.result()
+            except HelperFailed:  # the helper died: do the work here after all
+                pending = None
+            else:
+                head.state = LtHash.from_bytes(state)
+        if pending is None:
+            digests = head.state.advance(steps)
+        return journal_store.seal_drafts(head, batch.drafts, self.clock, digests)
 
     @contextmanager
     def unit(self, actor: str, purpose: str, operation: str,

@@ -67,13 +67,21 @@ def row_elements(changes: Sequence[Change]) -> tuple[list[bytes], list[bytes]]:
     return added, removed
 
 
-def seal_drafts(head: Head, drafts: Sequence[Draft], now: Callable[[], datetime]
-                ) -> list[Entry]:
+def digest_steps(drafts: Sequence[Draft]) -> list[tuple[list[bytes], list[bytes]]]:
+    """The state-digest elements each draft that changed something adds and removes, in
+    order: what :meth:`LtHash.advance` takes."""
+    return [row_elements(d.changes) for d in drafts if d.changes]
+
+
+def seal_drafts(head: Head, drafts: Sequence[Draft], now: Callable[[], datetime],
+                digests: Sequence[str] | None = None) -> list[Entry]:
     """The entries of ``drafts`` sealed after ``head``, which advances to the last of them
-    (in memory only: :func:`write_entries` stores both). Touches no database, so it can run
-    while another thread writes the drafts' rows."""
+    (in memory only: :func:`write_entries` stores both). ``digests``, when given, are the
+    state digests after each draft that changed something, already computed (and
+    ``head.state`` already advanced) elsewhere."""
     drafts = [d for d in drafts if d.changes]  # an operation that changed nothing: no entry
-    digests = head.state.advance([row_elements(d.changes) for d in drafts])
+    if digests is None:
+        digests = head.state.advance(digest_steps(drafts))
     entries: list[Entry] = []
     for draft, digest in zip(drafts, digests, strict=True):
         ts = next_ts(now(), head.ts)
