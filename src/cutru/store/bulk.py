@@ -1,9 +1,9 @@
 """Bulk loading: many rows in one statement, and secondary indexes built once, after the rows.
 
 :func:`insert_many` writes a batch of rows with SQLite's ``executemany`` (one prepared
-statement stepped per row, in the same process) or PostgreSQL's ``COPY ... FROM STDIN`` (the
-whole batch streamed in one command instead of one INSERT per row: the loader ``pg_dump``'s
-output and ``pg_restore`` use, and several times faster than psycopg's ``executemany`` here).
+statement stepped per row, in this process) or PostgreSQL's ``COPY ... FROM STDIN`` (the
+whole batch streamed as one command instead of one INSERT statement per row, the way
+``pg_restore`` loads a table's data).
 
 Inserting a million rows into a table with an index on a random-looking column (an ID
 number's blind index, a journal entry's hash) walks the index B-tree at random for every
@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from sqlalchemy import Connection, exc, text
 
 
@@ -33,12 +34,10 @@ def insert_many(conn: Connection, table: str, columns: Sequence[str],
     if not rows:
         return
     cols = ", ".join(columns)
-    if conn.dialect.name != "postgresql":
-        marks = ", ".join("?" if conn.dialect.paramstyle == "qmark" else "%s" for _ in columns)
+    if conn.dialect.name != "postgresql":  # SQLite: the sqlite3 module's qmark style
+        marks = ", ".join("?" for _ in columns)
         conn.exec_driver_sql(f"INSERT INTO {table} ({cols}) VALUES ({marks})", list(rows))
         return
-    import psycopg  # the PostgreSQL driver: only there when PostgreSQL is used
-
     sql = f"COPY {table} ({cols}) FROM STDIN"
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
