@@ -122,6 +122,27 @@ def test_rebuild_gives_the_recorded_digest(registry: Registry) -> None:
     assert registry.verify().ok
 
 
+@pytest.mark.parametrize("damage", [
+    "UPDATE journal SET actor = 'someone-else' WHERE seq = 1",  # altered: hash mismatch
+    "DELETE FROM journal WHERE seq = 1",  # a gap at the start: later entries do not link
+])
+def test_rebuild_refuses_a_damaged_journal_and_changes_nothing(registry: Registry,
+                                                               damage: str) -> None:
+    from cutru.errors import JournalChainBroken
+    from cutru.store.projection import projection_state
+
+    k = seed_family(registry)
+    registry.adjust_information(OFFICER, BASIS, k["child"], {"occupation": "bác sĩ"})
+    with registry.db.read() as conn:
+        before = projection_state(conn)
+    drop_guards(registry)
+    exec_sql(registry, damage)
+    with pytest.raises(JournalChainBroken):
+        registry.rebuild()
+    with registry.db.read() as conn:
+        assert projection_state(conn) == before  # the emptied tables were rolled back
+
+
 def test_as_of_shows_the_past(registry: Registry, clock: Any) -> None:
     k = seed_family(registry)
     clock.advance(days=1)

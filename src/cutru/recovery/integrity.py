@@ -64,8 +64,10 @@ def _noop(_: int) -> None:
     return None
 
 
-def _check_chain(conn: Connection, report: Report, progress: Progress
-                 ) -> tuple[LtHash, Entry | None]:
+def _check_chain(conn: Connection, report: Report, progress: Progress,
+                 each: Callable[[Entry], None] | None = None) -> tuple[LtHash, Entry | None]:
+    """Check every entry in order (checks 1-5 of docs/design.md "Verification"); ``each``,
+    when given, is called with every entry after its checks, in the same pass."""
     state, prev_hash, prev_ts, expected = LtHash.empty(), GENESIS, "", 1
     last: Entry | None = None
     for batch in _batches(journal_store.iter_entries(conn), 2000):
@@ -74,6 +76,8 @@ def _check_chain(conn: Connection, report: Report, progress: Progress
             _check_entry(e, digest, expected, prev_hash, prev_ts, report)
             prev_hash, prev_ts, expected, last = e.hash, e.ts, e.seq + 1, e
             report.entries += 1
+            if each is not None:
+                each(e)
         progress(len(batch))
     return state, last
 
@@ -289,18 +293,23 @@ def rebuild(db: Database, progress: Progress = _noop) -> str:
     must have exactly the recorded digest, or nothing changes."""
     with db.begin() as conn:
         journal_store.lock_head(conn)
-        chain = Report()
-        state, last = _check_chain(conn, chain, _noop)
-        if chain.problems:
-            raise JournalChainBroken("the journal itself is damaged; rebuild refused: "
-                                     + chain.problems[0].message, seq=chain.problems[0].seq)
         for table in reversed(PROJECTION):
             conn.execute(delete(table))
         writer = RowWriter(conn)
-        for e in journal_store.iter_entries(conn):
-            for ch in e.changes:
-                writer.apply(ch)
-            progress(1)
+
+        chain = Report()
+
+        def replay(e: Entry) -> None:
+            if not chain.problems:  # after damage, only the checks go on (to raise below)
+                for ch in e.changes:
+                    writer.apply(ch)
+
+        # one pass: each entry is checked, then replayed; a damaged journal raises below,
+        # and the transaction rolls the emptied tables back
+        state, last = _check_chain(conn, chain, progress, replay)
+        if chain.problems:
+            raise JournalChainBroken("the journal itself is damaged; rebuild refused: "
+                                     + chain.problems[0].message, seq=chain.problems[0].seq)
         writer.flush()
         rebuilt, _ = projection_state(conn)
         recorded = last.digest if last else LtHash.empty().digest()
