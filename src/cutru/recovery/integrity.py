@@ -11,6 +11,7 @@ pinpointed row by row against a replay, with the last journal position that wrot
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from cutru.journal.entry import GENESIS, Entry
 from cutru.journal.lthash import LtHash
 from cutru.journal.signing import SignedCheckpoint, verify_checkpoint
 from cutru.store import journal_store
+from cutru.store.bulk import deferred_indexes
 from cutru.store.engine import Database
 from cutru.store.projection import (
     encoded_rows,
@@ -305,12 +307,18 @@ def rebuild(db: Database, progress: Progress = _noop) -> str:
                     writer.apply(ch)
 
         # one pass: each entry is checked, then replayed; a damaged journal raises below,
-        # and the transaction rolls the emptied tables back
-        state, last = _check_chain(conn, chain, progress, replay)
-        if chain.problems:
-            raise JournalChainBroken("the journal itself is damaged; rebuild refused: "
-                                     + chain.problems[0].message, seq=chain.problems[0].seq)
-        writer.flush()
+        # and the transaction rolls the emptied tables back. On SQLite the secondary indexes
+        # are built once at the end (readers keep their snapshot meanwhile); on PostgreSQL
+        # dropping them would lock readers out until the commit, so they stay.
+        with ExitStack() as stack:
+            if db.is_sqlite:
+                stack.enter_context(deferred_indexes(conn, [t.name for t in PROJECTION]))
+            state, last = _check_chain(conn, chain, progress, replay)
+            if chain.problems:
+                raise JournalChainBroken("the journal itself is damaged; rebuild refused: "
+                                         + chain.problems[0].message,
+                                         seq=chain.problems[0].seq)
+            writer.flush()
         rebuilt, _ = projection_state(conn)
         recorded = last.digest if last else LtHash.empty().digest()
         if rebuilt.digest() != recorded or rebuilt != state:

@@ -156,11 +156,13 @@ class RowWriter:
         return before
 
     def apply(self, change: Change) -> None:
-        """Apply a change from the journal as it is (rebuild and compensation)."""
+        """Apply a change from the journal as it is (rebuild). An insert is buffered without
+        the index :meth:`select` reads buffered rows by: nothing reads while rebuilding."""
         table = PROJECTION_BY_NAME[change.table]
         if change.before is None and change.after is not None:
-            self._buffer(table.name, dict(change.after))
-            if len(self._pending[table.name]) >= 10000:
+            pending = self._pending.setdefault(table.name, {})
+            pending[change.key] = change.after
+            if len(pending) >= 10000:
                 self.flush()
             return
         self.flush()
