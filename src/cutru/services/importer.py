@@ -29,6 +29,9 @@ from cutru.store.schema import persons, residences
 KINDS = ("household", "temporary", "stay", "absence")
 #: Lines in a batch from which an import starts a helper process (cutru.journal.helper).
 HELPER_LINES = 500
+#: Lines applied between two spills of a batch (cutru.services.unit.Batch.spill): a batch of
+#: any length, the whole file by default, holds at most this many lines' rows in memory.
+SPILL_LINES = 2000
 IMPORT_PURPOSE = "Law on Residence 68/2020/QH14 Art. 36: residence data collection (import)"
 
 
@@ -181,7 +184,7 @@ def _import(runner: UnitRunner, it: Iterator[tuple[int, dict[str, Any]]], actor:
     helper: Helper | None = None
     started = False
     while True:
-        chunk = _take(it, batch_lines)
+        chunk = _take(it, min(batch_lines, SPILL_LINES) if batch_lines else SPILL_LINES)
         if not chunk:
             return result
         if not started and len(chunk) >= HELPER_LINES:
@@ -190,39 +193,54 @@ def _import(runner: UnitRunner, it: Iterator[tuple[int, dict[str, Any]]], actor:
             # one CPU or when it does not start
             helper = stack.enter_context(helper_process())
             started = True
-        persons_before = result.persons
-        with _collector_paused(), runner.batch(helper=helper) as b:
-            ctx = _Context(b)
-            ids = [str(p["person"].get("id_number")) for _, r in chunk if r.get("kind") ==
-                   "household" for p in r.get("members", []) if isinstance(p, dict)
-                   and isinstance(p.get("person"), dict) and p["person"].get("id_number")]
-            taken = ctx.taken(ids)
-            for n, rec in chunk:
-                with b.unit(actor, IMPORT_PURPOSE, _OPERATION.get(str(rec.get("kind")),
-                                                                  "import")) as tx:
-                    try:
-                        result.persons += _apply(tx, ctx, rec, taken)
-                    except ImportLineError:
-                        raise
-                    except (InputError, RuleViolation) as exc:
-                        raise _line_error(n, exc) from None
-                    except CutruError as exc:
-                        raise ImportLineError(exc.message, line=n, field="(line)",
-                                              rule=exc.code) from None
-                result.households += rec.get("kind") == "household"
-            result.entries += sum(1 for d in b.drafts if d.changes)
-        result.lines += len(chunk)
-        if progress is not None:
-            progress(len(chunk), result.persons - persons_before)
+        left = batch_lines - len(chunk) if batch_lines else -1  # lines the batch may add
+        with runner.batch(helper=helper) as b:
+            while chunk:
+                persons_before = result.persons
+                with _collector_paused():
+                    _apply_chunk(b, chunk, actor, result)
+                    # rows and entries written inside the batch's transaction: memory stays
+                    # bounded by a chunk however long the batch is
+                    b.spill()
+                result.lines += len(chunk)
+                if progress is not None:
+                    progress(len(chunk), result.persons - persons_before)
+                chunk = [] if left == 0 else _take(it, SPILL_LINES if left < 0 else
+                                                   min(SPILL_LINES, left))
+                if left > 0:
+                    left -= len(chunk)
+
+
+def _apply_chunk(b: Batch, chunk: list[tuple[int, dict[str, Any]]], actor: str,
+                 result: ImportResult) -> None:
+    ctx = _Context(b)
+    ids = [str(p["person"].get("id_number")) for _, r in chunk if r.get("kind") ==
+           "household" for p in r.get("members", []) if isinstance(p, dict)
+           and isinstance(p.get("person"), dict) and p["person"].get("id_number")]
+    taken = ctx.taken(ids)  # in the database, earlier chunks of this batch included
+    for n, rec in chunk:
+        with b.unit(actor, IMPORT_PURPOSE, _OPERATION.get(str(rec.get("kind")),
+                                                          "import")) as tx:
+            try:
+                result.persons += _apply(tx, ctx, rec, taken)
+            except ImportLineError:
+                raise
+            except (InputError, RuleViolation) as exc:
+                raise _line_error(n, exc) from None
+            except CutruError as exc:
+                raise ImportLineError(exc.message, line=n, field="(line)",
+                                      rule=exc.code) from None
+        result.households += rec.get("kind") == "household"
+    result.entries += sum(1 for d in b.drafts if d.changes)
 
 
 @contextmanager
 def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for one batch. A batch allocates some
-    hundred thousand small objects (rows, changes, entries) that live until its end, and the
+    """Pause Python's cyclic garbage collector for one chunk of lines. A chunk allocates some
+    ten thousand small objects (rows, changes, entries) that live until it is spilled, and the
     collector would scan them again and again for cycles they do not form: 10-15% of the
     import's time here. Reference counting still frees them; the collector runs again, as
-    it was, after the batch."""
+    it was, after the chunk."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:

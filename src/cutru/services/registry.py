@@ -148,7 +148,7 @@ class Registry:
         with _file_lock(path.with_name(path.name + ".lock")):
             self._sign_external(path, self._signing_key)
 
-    def _after_batch(self, entries: list[Entry]) -> None:
+    def _after_batch(self, first: Entry, last: Entry) -> None:
         """After each commit: when the batch continues the externally signed chain and is
         still the head, sign its last entry from what this process just sealed (no re-read);
         otherwise fall back to checking the chain since the last external checkpoint."""
@@ -158,7 +158,6 @@ class Registry:
         path = self.settings.external_checkpoint_path
         with _file_lock(path.with_name(path.name + ".lock")):
             previous = _read_checkpoint_file(path)
-            first, last = entries[0], entries[-1]
             continues = (previous.checkpoint.chain_head == first.prev and
                          previous.checkpoint.seq == first.seq - 1) if previous else first.seq == 1
             if continues:

@@ -91,6 +91,18 @@ class Batch:
     #: run inside the transaction after the journal entries are appended (the audit record
     #: of a write goes here, so it commits or rolls back with the write)
     before_commit: list[Callable[[Connection, list[Entry]], None]] = field(default_factory=list)
+    #: set by :meth:`UnitRunner.batch`: writes and seals what the batch holds so far
+    sealer: Callable[[], list[Entry]] | None = field(default=None, repr=False)
+
+    def spill(self) -> None:
+        """Write the rows and seal the entries of the operations so far, inside the same
+        transaction, and let go of them: a long batch (a whole file imported as one
+        transaction) keeps its memory bounded and still commits or rolls back as one.
+        Call it between operations, never inside one."""
+        if self.before_commit:
+            raise RuntimeError("a batch with before-commit hooks keeps its entries: no spill")
+        if self.sealer is not None:
+            self.sealer()
 
     @contextmanager
     def unit(self, actor: str, purpose: str, operation: str) -> Iterator[Tx]:
@@ -114,28 +126,38 @@ class UnitRunner:
         self.signing_key = signing_key
         self.checkpoint_interval = checkpoint_interval
         self.new_key = new_key or KeyFactory()
-        #: called with the entries of each committed batch, after the commit
-        self.on_commit: Callable[[list[Entry]], None] | None = None
+        #: called with the first and the last entry of each committed batch, after the commit
+        self.on_commit: Callable[[Entry, Entry], None] | None = None
 
     @contextmanager
     def batch(self, *, helper: Helper | None = None) -> Iterator[Batch]:
         """One transaction for several operations. With a ``helper`` process, a large
         batch's state digests are computed there while its rows are written here."""
-        entries: list[Entry] = []
+        span: list[Entry] = []  # the first and the last entry written
         with self.db.begin() as conn:
             head = journal_store.lock_head(conn)
             batch = Batch(conn, RowWriter(conn), local_date(self.clock()), self.new_key,
                           self.keys)
+
+            def seal() -> list[Entry]:
+                before = head.seq
+                entries = self._seal(batch, head, helper)
+                journal_store.write_entries(conn, head, entries)
+                if entries:
+                    if self._checkpoint_due(before, head.seq):
+                        self._sign(conn, entries[-1])
+                    span[:] = [span[0] if span else entries[0], entries[-1]]
+                batch.drafts.clear()
+                batch.rows.changes.clear()
+                return entries
+
+            batch.sealer = seal
             yield batch
-            before = head.seq
-            entries = self._seal(batch, head, helper)
-            journal_store.write_entries(conn, head, entries)
-            if entries and self._checkpoint_due(before, head.seq):
-                self._sign(conn, entries[-1])
+            entries = seal()
             for hook in batch.before_commit:
                 hook(conn, entries)
-        if entries and self.on_commit is not None:
-            self.on_commit(entries)
+        if span and self.on_commit is not None:
+            self.on_commit(span[0], span[1])
 
     def _seal(self, batch: Batch, head: journal_store.Head, helper: Helper | None
               ) -> list[Entry]:

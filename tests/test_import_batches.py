@@ -1,0 +1,84 @@
+"""A batch of any length, the whole file by default, is applied a chunk at a time inside its
+one transaction: memory stays bounded, yet a bad line anywhere still writes nothing of the
+batch, and the journal it writes verifies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from cutru.errors import ImportLineError
+from cutru.services import importer
+from cutru.services.registry import Registry
+from cutru.store.schema import PROJECTION, journal
+from tests.helpers import OFFICER, household_line, person
+
+
+def _lines(n: int) -> list[tuple[int, dict[str, Any]]]:
+    return [(i, household_line(street=f"{i} Hàng Bạc", members=[("head", person())]))
+            for i in range(1, n + 1)]
+
+
+def _counts(reg: Registry) -> tuple[int, int]:
+    with reg.db.read() as conn:
+        entries = conn.execute(select(func.count()).select_from(journal)).scalar_one()
+        rows = sum(conn.execute(select(func.count()).select_from(t)).scalar_one()
+                   for t in PROJECTION)
+    return int(entries), int(rows)
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(importer, "SPILL_LINES", 3)
+
+
+def test_a_whole_file_batch_is_written_a_chunk_at_a_time(registry: Registry,
+                                                         small_chunks: None) -> None:
+    seen: list[tuple[int, int]] = []
+    result = importer.import_records(registry.runner, _lines(10), actor=OFFICER,
+                                     batch_lines=0, progress=lambda n, p: seen.append((n, p)))
+    assert (result.lines, result.persons, result.entries) == (10, 10, 10)
+    assert seen == [(3, 3), (3, 3), (3, 3), (1, 1)]  # progress after each chunk
+    assert _counts(registry)[0] == 10
+    assert registry.verify().ok
+
+
+def test_a_bad_line_in_a_later_chunk_writes_nothing_of_the_batch(registry: Registry,
+                                                                 small_chunks: None) -> None:
+    lines = _lines(10)
+    lines[7] = (8, {**lines[7][1], "commune_code": "99999"})  # no such commune
+    with pytest.raises(ImportLineError) as info:
+        importer.import_records(registry.runner, lines, actor=OFFICER, batch_lines=0)
+    assert info.value.line == 8
+    assert _counts(registry) == (0, 0)  # chunks 1 and 2 were rolled back with the batch
+    assert registry.verify().ok
+
+
+def test_batches_longer_than_a_chunk_commit_separately(registry: Registry,
+                                                       small_chunks: None) -> None:
+    lines = _lines(10)
+    lines[7] = (8, {**lines[7][1], "commune_code": "99999"})
+    with pytest.raises(ImportLineError):
+        importer.import_records(registry.runner, lines, actor=OFFICER, batch_lines=5)
+    assert _counts(registry)[0] == 5  # the first batch (two chunks) stays committed
+    assert registry.verify().ok
+
+
+def test_a_duplicate_id_number_in_a_later_chunk_is_refused(registry: Registry,
+                                                           small_chunks: None) -> None:
+    lines = _lines(6)
+    dup = lines[0][1]["members"][0]["person"]["id_number"]
+    lines[4][1]["members"][0]["person"]["id_number"] = dup  # chunk 2, line 5
+    with pytest.raises(ImportLineError) as info:
+        importer.import_records(registry.runner, lines, actor=OFFICER, batch_lines=0)
+    assert info.value.rule == "person.id_number_unique"
+    assert _counts(registry) == (0, 0)
+
+
+def test_a_batch_with_hooks_refuses_to_spill(registry: Registry) -> None:
+    with pytest.raises(RuntimeError, match="no spill"), registry.runner.batch() as b:
+        b.before_commit.append(lambda conn, entries: None)
+        b.spill()
+    assert _counts(registry) == (0, 0)
