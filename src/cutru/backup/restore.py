@@ -270,11 +270,8 @@ def _apply_segments(conn: Connection, repo: Repository, snap: SnapshotInfo, last
                 final[(change.table, change.key)] = change.after
             applied.append(entry)
             last = _Last(entry.seq, entry.hash, entry.ts, entry.digest)
-        journal_store.insert_rows(conn, [
-            (e.seq, e.ts, e.actor, e.purpose, e.operation,
-             canonical.encode(list(e.subjects)).decode(), (e.raw_changes or b"").decode(),
-             e.digest, e.prev, e.hash) for e in applied],
-            [(s, e.seq) for e in applied for s in e.subjects])
+        journal_store.insert_rows(conn, [journal_store.journal_row(e) for e in applied],
+                                  [(s, e.seq) for e in applied for s in e.subjects])
         progress(len(applied))
     replace_rows(conn, final)
     return last

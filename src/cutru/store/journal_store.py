@@ -95,7 +95,7 @@ def write_entries(conn: Connection, head: Head, entries: Sequence[Entry]) -> Non
     """Store sealed entries and the head they advanced it to."""
     if not entries:
         return
-    insert_rows(conn, [_journal_row(e) for e in entries],
+    insert_rows(conn, [journal_row(e) for e in entries],
                 [(s, e.seq) for e in entries for s in e.subjects])
     conn.execute(update(journal_head).where(journal_head.c.id == 1).values(
         seq=head.seq, hash=head.hash, ts=head.ts, lthash=head.state.to_bytes()))
@@ -106,9 +106,12 @@ COLUMNS = ("seq", "ts", "actor", "purpose", "operation", "subjects", "changes", 
            "prev", "hash")
 
 
-def _journal_row(e: Entry) -> tuple[object, ...]:
+def journal_row(e: Entry) -> tuple[object, ...]:
+    """The ``journal`` row of an entry, values in :data:`COLUMNS` order: ``changes`` are the
+    entry's stored bytes when it was read back (a replayed segment), else encoded here."""
+    changes = e.raw_changes if e.raw_changes is not None else encode_changes(e.changes)
     return (e.seq, e.ts, e.actor, e.purpose, e.operation,
-            canonical.encode(list(e.subjects)).decode(), encode_changes(e.changes).decode(),
+            canonical.encode(list(e.subjects)).decode(), changes.decode(),
             e.digest, e.prev, e.hash)
 
 

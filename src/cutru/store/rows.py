@@ -26,11 +26,10 @@ INDEXED = ("person_key", "household_key")
 
 @dataclass(frozen=True)
 class Layout:
-    """A table's columns in schema order, their defaults, and its driver-level INSERT."""
+    """A table's columns in schema order and how rows of it are built and read."""
 
     names: tuple[str, ...]
     columns: frozenset[str]
-    defaults: tuple[Any, ...]
     template: Row  # every column with its default, in schema order
     values: Callable[[Row], tuple[Any, ...]]  # a row's values in column order
     booleans: tuple[int, ...]  # positions of boolean columns (SQLite returns 0/1)
@@ -45,7 +44,7 @@ def layout(table_name: str) -> Layout:
         for c in table.c
     )
     booleans = tuple(i for i, c in enumerate(table.c) if isinstance(c.type, Boolean))
-    return Layout(names, frozenset(names), defaults, dict(zip(names, defaults, strict=True)),
+    return Layout(names, frozenset(names), dict(zip(names, defaults, strict=True)),
                   itemgetter(*names), booleans)
 
 
