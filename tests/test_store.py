@@ -114,3 +114,25 @@ def test_begin_fill_writes_without_a_wal_rolls_back_whole_and_leaves_wal_mode(
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert [r[0] for r in conn.execute(text("SELECT name FROM meta"))] == ["kept"]
     again.dispose()
+
+
+def test_sqlite_connections_get_the_configured_page_cache(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from cutru.config import Settings
+    from cutru.store.engine import SQLITE_CACHE_MIB
+
+    def cache_kib(db: Database) -> int:
+        with db.read() as conn:
+            return -int(conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
+
+    default = Database(f"sqlite:///{tmp_path / 'a.db'}")
+    assert cache_kib(default) == SQLITE_CACHE_MIB * 1024
+    monkeypatch.setenv("CUTRU_SQLITE_CACHE_MIB", "8")
+    settings = Settings(data_dir=tmp_path / "b", key_dir=tmp_path / "k")
+    assert settings.sqlite_cache_mib == 8
+    assert cache_kib(Database(settings.url, sqlite_cache_mib=settings.sqlite_cache_mib)) == 8192
+    monkeypatch.setenv("CUTRU_SQLITE_CACHE_MIB", "0")
+    with pytest.raises(ValidationError, match="sqlite_cache_mib"):
+        Settings(data_dir=tmp_path / "b", key_dir=tmp_path / "k")
