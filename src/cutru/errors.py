@@ -62,11 +62,23 @@ class CutruError(Exception):
         self.message = message
         self.details = details
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # rebuilt without calling __init__, whose signature differs between subclasses, so
+        # that an error crosses to and from a helper process (pickled) as itself
+        return _rebuild, (type(self), self.message, self.__dict__)
+
     def to_dict(self) -> dict[str, Any]:
         """The one JSON error shape: ``{"error": code, "message": ..., **details}``."""
         body: dict[str, Any] = {"error": self.code, "message": self.message}
         body.update({k: v for k, v in self.details.items() if v is not None})
         return body
+
+
+def _rebuild(cls: type[CutruError], message: str, state: dict[str, Any]) -> CutruError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
 
 
 class InputError(CutruError):

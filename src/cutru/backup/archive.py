@@ -24,10 +24,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar, overload
 
 from sqlalchemy import Connection
 
@@ -142,12 +142,37 @@ def encode_segment(header: SegmentHeader, lines: list[bytes]) -> bytes:
                      *(line + b"\n" for line in lines)])
 
 
+class Linked(Protocol):
+    """An entry as far as the chain goes."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def prev(self) -> str: ...
+    @property
+    def hash(self) -> str: ...
+    @property
+    def digest(self) -> str: ...
+
+
+E = TypeVar("E", bound=Linked)
+
+
+@overload
 def decode_segment(name: str, plain: bytes, public_keys: Mapping[str, bytes]
-                   ) -> tuple[SegmentHeader, list[Entry]]:
+                   ) -> tuple[SegmentHeader, list[Entry]]: ...
+@overload
+def decode_segment(name: str, plain: bytes, public_keys: Mapping[str, bytes],
+                   parse: Callable[[bytes, str], E]) -> tuple[SegmentHeader, list[E]]: ...
+def decode_segment(name: str, plain: bytes, public_keys: Mapping[str, bytes],
+                   parse: Callable[[bytes, str], Any] = parse_entry_line
+                   ) -> tuple[SegmentHeader, list[Any]]:
     """Parse and check a segment: its header against its name, the checkpoint's signature,
     and that its entries are exactly ``first..last``, hash-linked from ``prev`` to the
     checkpointed head. Damage raises :class:`RepositoryDamaged`, a bad signature
-    :class:`ManifestInvalid`."""
+    :class:`ManifestInvalid`. Each entry line is read by ``parse(line, where)``, which
+    checks its hash (default :func:`~cutru.backup.snapshot.parse_entry_line`, giving
+    :class:`Entry`)."""
     where = f"journal/{name}"
     parsed = naming.parse_segment_name(name)
     end = plain.find(b"\n")
@@ -178,7 +203,7 @@ def decode_segment(name: str, plain: bytes, public_keys: Mapping[str, bytes]
     if lines.pop() != b"" or len(lines) != header.last - header.first + 1:
         raise RepositoryDamaged(f"{where} does not hold entries {header.first}..{header.last}",
                                 object=where)
-    entries = [parse_entry_line(line, where) for line in lines]
+    entries = [parse(line, where) for line in lines]
     prev = header.prev
     for expected, entry in enumerate(entries, start=header.first):
         if entry.seq != expected or entry.prev != prev:
@@ -196,9 +221,13 @@ def decode_segment(name: str, plain: bytes, public_keys: Mapping[str, bytes]
 def load_segment(repo: Repository, name: str, public_keys: Mapping[str, bytes]
                  ) -> tuple[SegmentHeader, list[Entry]]:
     """Load, unseal and check one segment (see :func:`decode_segment`)."""
-    plain = repo.keys.unseal(repo.target.load(Handle(Kind.JOURNAL, name)),
-                             associated_data(Kind.JOURNAL, name), what=f"journal/{name}")
-    return decode_segment(name, plain, public_keys)
+    return decode_segment(name, read_segment(repo, name), public_keys)
+
+
+def read_segment(repo: Repository, name: str) -> bytes:
+    """A segment's plaintext: loaded and unsealed (its seal checked), not yet decoded."""
+    return repo.keys.unseal(repo.target.load(Handle(Kind.JOURNAL, name)),
+                            associated_data(Kind.JOURNAL, name), what=f"journal/{name}")
 
 
 def save_segment(repo: Repository, header: SegmentHeader, lines: list[bytes]) -> str:

@@ -14,25 +14,38 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, insert, select, update
 
-from cutru.backup.archive import list_segments, load_segment, segment_name
+from cutru.backup import naming
+from cutru.backup.archive import (
+    Linked,
+    decode_segment,
+    list_segments,
+    load_segment,
+    read_segment,
+    segment_name,
+)
 from cutru.backup.repository import Repository
 from cutru.backup.snapshot import (
     CHECKPOINT_STREAM,
     JOURNAL_STREAM,
     KIND,
     Position,
+    ReplayEntry,
     SnapshotInfo,
     StoredEntry,
     load_snapshot,
+    parse_replay_line,
     read_stream,
 )
 from cutru.errors import (
     CheckpointInvalid,
+    CutruError,
     InputError,
     IntegrityFailure,
     NotFound,
@@ -40,13 +53,14 @@ from cutru.errors import (
     RepositoryDamaged,
 )
 from cutru.journal import canonical
-from cutru.journal.entry import GENESIS, Entry
+from cutru.journal.entry import GENESIS
+from cutru.journal.helper import Helper, HelperFailed, helper_process
 from cutru.journal.signing import SignedCheckpoint, verify_checkpoint
 from cutru.store import audit_store, journal_store, migrate
 from cutru.store.bulk import deferred_indexes, insert_many
 from cutru.store.engine import Database
 from cutru.store.projection import projection_state
-from cutru.store.rows import layout, replace_rows
+from cutru.store.rows import NetChanges, layout
 from cutru.store.schema import PROJECTION, checkpoints, journal_head
 
 BATCH = 2000
@@ -106,7 +120,18 @@ def restore_snapshot(repo: Repository, name: str, target_db: Database, *,
                          field="upto", rule="backup.restore_position")
     migrate.upgrade(target_db)
     where = f"snapshots/{name}"
-    with target_db.begin_fill() as conn:
+    replay = segments and (upto is None or upto > base.seq)
+    names = list_segments(repo) if replay else []
+    reach = max((s.last for s in names), default=0)
+    with ExitStack() as stack, target_db.begin_fill() as conn:
+        # a helper decodes the segments of a long replay; started now, it is ready by then
+        helper = stack.enter_context(helper_process()) if replay and min(
+            reach, upto or reach) - base.seq >= HELPER_MIN_ENTRIES else None
+        prefer = generation if generation is not None else snap.generation
+        load = _Loader(repo, public_keys, helper, names, prefer, upto)
+        if helper is not None:
+            # the first segment is decoded there while the tables load here
+            load.prime(base.seq)
         journal_store.init_head(conn)
         audit_store.init_state(conn)
         _require_empty(conn, target_db)
@@ -120,9 +145,9 @@ def restore_snapshot(repo: Repository, name: str, target_db: Database, *,
             if cps:
                 conn.execute(insert(checkpoints), [_checkpoint_row(cp) for cp in cps])
             replay_started = time.monotonic()
-            if segments and (upto is None or upto > base.seq):
-                last = _apply_segments(conn, repo, snap, last, upto, public_keys, used,
-                                       progress, generation)
+            if replay:
+                last = _apply_segments(conn, snap, last, upto, public_keys, used, progress,
+                                       generation, load)
             replay_ms = int((time.monotonic() - replay_started) * 1000)
         position = Position(last.seq, last.hash, last.ts, last.digest) if last.seq > base.seq \
             else base
@@ -251,53 +276,161 @@ def _checkpoint_row(cp: SignedCheckpoint) -> dict[str, Any]:
             "created_at": c.created_at, "key_id": c.key_id, "signature": cp.signature}
 
 
-def _apply_segments(conn: Connection, repo: Repository, snap: SnapshotInfo, last: _Last,
-                    upto: int | None, public_keys: Mapping[str, bytes], used: list[str],
-                    progress: Progress, generation: int | None) -> _Last:
-    """Replay archived entries after the snapshot, following the hash chain from it. The
-    rows take their final images at the end, in bulk (after-images are whole rows); the
+def decode_for_replay(name: str, plain: bytes, public_keys: Mapping[str, bytes]
+                      ) -> list[ReplayEntry]:
+    """:func:`~cutru.backup.archive.decode_segment` (every check it makes) with its entries
+    in the form a replay writes them (:func:`~cutru.backup.snapshot.parse_replay_line`). A
+    module-level function of bytes, so that a helper process can run it while this one
+    writes the segment before."""
+    return decode_segment(name, plain, public_keys, parse_replay_line)[1]
+
+
+def ready() -> None:
+    """Nothing: sent to a helper process first, so that it imports this module (and what
+    the decoding needs) while the snapshot's tables load, not when the first segment comes."""
+
+
+@dataclass(frozen=True)
+class ReplaySegment:
+    """A decoded segment: its entries, and its lines (each entry's changes are cut out of
+    its line where they are written)."""
+
+    entries: list[ReplayEntry]
+    lines: list[bytes]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, i: int) -> ReplayEntry:
+        return self.entries[i]
+
+
+class _Loader:
+    """Loads segments for a replay: unsealed here, decoded (:func:`decode_for_replay`) in a
+    helper process when there is one. Loading a segment also sends the segment the chain
+    most likely goes on with (the first :func:`candidates` after it) to the helper, so that
+    it is decoded while this process writes: a guess, which :func:`continuation` still
+    checks link by link (a wrong one costs a decode, never a wrong replay)."""
+
+    def __init__(self, repo: Repository, public_keys: Mapping[str, bytes],
+                 helper: Helper | None, names: list[naming.SegmentName], prefer: int | None,
+                 upto: int | None) -> None:
+        self.repo, self.public_keys, self.helper = repo, public_keys, helper
+        self.names, self.prefer, self.upto = names, prefer, upto
+        self.ahead: dict[str, tuple[bytes, Future[list[ReplayEntry]]]] = {}
+
+    def prime(self, seq: int) -> None:
+        """Send the likeliest segment holding entry ``seq + 1`` to the helper now."""
+        if self.helper is not None and (self.upto is None or seq < self.upto):
+            guess = candidates(self.names, seq, self.prefer)
+            if guess and segment_name(guess[0]) not in self.ahead:
+                with suppress(CutruError):  # it is read again if it is wanted
+                    self.ahead[segment_name(guess[0])] = self._start(segment_name(guess[0]))
+
+    def __call__(self, name: str) -> ReplaySegment:
+        started = self.ahead.pop(name, None) or self._start(name)
+        self.prime(naming.parse_segment_name(name).last)
+        plain, future = started
+        try:
+            entries = future.result()
+        except HelperFailed:
+            self.helper = None
+            entries = decode_for_replay(name, plain, self.public_keys)
+        lines = plain.split(b"\n")
+        return ReplaySegment(entries, lines[1:-1])
+
+    def _start(self, name: str) -> tuple[bytes, Future[list[ReplayEntry]]]:
+        plain = read_segment(self.repo, name)
+        if self.helper is not None:
+            try:
+                return plain, self.helper.submit(decode_for_replay, name, plain,
+                                                 dict(self.public_keys))
+            except HelperFailed:
+                self.helper = None
+        future: Future[list[ReplayEntry]] = Future()
+        try:
+            future.set_result(decode_for_replay(name, plain, self.public_keys))
+        except CutruError as exc:
+            future.set_exception(exc)
+        return plain, future
+
+
+#: With at least this many archived entries after the snapshot, a helper process decodes
+#: segments while this one writes.
+HELPER_MIN_ENTRIES = 2000
+
+
+def _apply_segments(conn: Connection, snap: SnapshotInfo, last: _Last, upto: int | None,
+                    public_keys: Mapping[str, bytes], used: list[str], progress: Progress,
+                    generation: int | None, load: _Loader) -> _Last:
+    """Replay archived entries after the snapshot, following the hash chain from it. Each
+    segment's journal rows are written as it comes (``load`` decodes the next one meanwhile
+    in its helper process, when it has one); the projection rows go from their image
+    before the stretch to their final one at the end, in bulk (:class:`NetChanges`); the
     digest recomputed from the tables then proves the result."""
-    final: dict[tuple[str, str], Any] = {}
-    for name, entries in continuation(repo, snap, public_keys, upto, generation):
+    net = NetChanges()
+    for name, segment in continuation(load.repo, snap, public_keys, upto, generation,
+                                      names=load.names, load=load):
         used.append(name)
-        applied = []
-        for entry in entries:
-            if entry.seq <= last.seq:
-                continue
-            if upto is not None and entry.seq > upto:
-                break
-            for change in entry.changes:
-                final[(change.table, change.key)] = change.after
-            applied.append(entry)
-            last = _Last(entry.seq, entry.hash, entry.ts, entry.digest)
-        journal_store.insert_rows(conn, [journal_store.journal_row(e) for e in applied],
-                                  [(s, e.seq) for e in applied for s in e.subjects])
-        progress(len(applied))
-    replace_rows(conn, final)
+        assert isinstance(segment, ReplaySegment)
+        todo = [(e, line) for e, line in zip(segment.entries, segment.lines, strict=True)
+                if e.seq > last.seq and (upto is None or e.seq <= upto)]
+        if not todo:
+            continue
+        for e, _line in todo:
+            for d in e.changes:
+                net.add(d)
+        journal_store.insert_rows(conn, [e.row(line) for e, line in todo],
+                                  [(s, e.seq) for e, _line in todo for s in e.subjects])
+        e = todo[-1][0]
+        last = _Last(e.seq, e.hash, e.ts, e.digest)
+        progress(len(todo))
+    net.apply(conn)
     return last
 
 
+class _Chain(Protocol):
+    """A loaded segment as :func:`continuation` reads it: its entries' places in the chain."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, i: int, /) -> Linked: ...
+
+
+def candidates(names: list[naming.SegmentName], seq: int, prefer: int | None
+               ) -> list[naming.SegmentName]:
+    """The segments that hold entry ``seq + 1``, the likeliest continuation first: those of
+    generation ``prefer``, then newer generations, then the longest."""
+    return sorted((s for s in names if s.first <= seq + 1 <= s.last),
+                  key=lambda s: (s.generation == prefer, s.generation, s.last), reverse=True)
+
+
 def continuation(repo: Repository, snap: SnapshotInfo, public_keys: Mapping[str, bytes],
-                 upto: int | None = None, generation: int | None = None
-                 ) -> Iterator[tuple[str, list[Entry]]]:
+                 upto: int | None = None, generation: int | None = None, *,
+                 names: list[naming.SegmentName] | None = None,
+                 load: Callable[[str], _Chain] | None = None
+                 ) -> Iterator[tuple[str, Any]]:
     """The segments that continue ``snap``, in order, each loaded and checked: from the
     snapshot's position, the next segment is one holding the following entry whose ``prev``
     is the hash reached so far (``generation`` first if given, else the snapshot's, then
     newer ones). Stops where no segment continues the chain (or at ``upto``); a damaged
-    candidate refuses."""
-    names = list_segments(repo)
+    candidate refuses. ``names``: the segments to choose from (default: every one in the
+    repository). Segments come as ``load(name)`` gives them (default: the list of their
+    entries, :func:`~cutru.backup.archive.load_segment`)."""
+    if load is None:
+        def load(name: str) -> _Chain:
+            return load_segment(repo, name, public_keys)[1]
+    if names is None:
+        names = list_segments(repo)
     prefer = generation if generation is not None else snap.generation
     seq, head = snap.position.seq, snap.position.chain_head
     while upto is None or seq < upto:
-        candidates = sorted((s for s in names if s.first <= seq + 1 <= s.last),
-                            key=lambda s: (s.generation == prefer, s.generation,
-                                           s.last), reverse=True)
         problem: IntegrityFailure | NotFound | None = None
-        chosen: tuple[str, list[Entry]] | None = None
-        for seg in candidates:
+        chosen: tuple[str, _Chain] | None = None
+        for seg in candidates(names, seq, prefer):
             name = segment_name(seg)
             try:
-                _header, entries = load_segment(repo, name, public_keys)
+                entries = load(name)
             except (IntegrityFailure, NotFound) as exc:
                 problem = problem or exc
                 continue
@@ -310,7 +443,7 @@ def continuation(repo: Repository, snap: SnapshotInfo, public_keys: Mapping[str,
             return
         yield chosen
         entries = chosen[1]
-        seq, head = entries[-1].seq, entries[-1].hash
+        seq, head = entries[len(entries) - 1].seq, entries[len(entries) - 1].hash
 
 
 def restorable_snapshot(repo: Repository, public_keys: Mapping[str, bytes]) -> SnapshotInfo:

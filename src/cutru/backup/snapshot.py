@@ -26,7 +26,7 @@ from concurrent.futures import Future
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, Table, func, select, text
 
@@ -52,7 +52,8 @@ from cutru.journal.signing import SignedCheckpoint, SigningKey
 from cutru.store import journal_store, migrate
 from cutru.store.engine import Database
 from cutru.store.projection import elements, encoded_rows, reader
-from cutru.store.schema import PROJECTION
+from cutru.store.rows import Delta, delta
+from cutru.store.schema import PROJECTION, PROJECTION_BY_NAME
 
 #: 2 since state digest format 2 (docs/design.md, "State digest"); format 1 manifests record
 #: digests this build cannot recompute, and are refused by name.
@@ -340,6 +341,71 @@ def parse_entry_line(line: bytes, where: str) -> Entry:
         raise _damaged(where, "it holds a malformed journal entry") from None
     if not sound or recorded != entry.hash:
         raise _damaged(where, f"journal entry {entry.seq} does not hash to its recorded hash")
+    return entry
+
+
+_CHANGE_FIELDS = frozenset({"after", "before", "key", "table"})
+
+
+class ReplayEntry(NamedTuple):
+    """An entry in the form a replay writes it: its fields but ``changes``, where the
+    stored bytes of its changes lie in its line (``span``), and its changes as
+    :data:`~cutru.store.rows.Delta`. A named tuple: it crosses from a helper process
+    pickled, and a slotted dataclass unpickles five times slower (``dataclasses.fields``
+    per object); the changes' bytes stay behind (the process that sent the segment cuts
+    them out of its own copy)."""
+
+    seq: int
+    prev: str
+    hash: str
+    ts: str
+    digest: str
+    actor: str
+    purpose: str
+    operation: str
+    subjects: tuple[str, ...]
+    span: tuple[int, int]
+    changes: list[Delta]
+
+    def row(self, line: bytes) -> tuple[Any, ...]:
+        """The ``journal`` row (values in :data:`cutru.store.journal_store.COLUMNS` order)
+        of this entry, whose line is ``line``."""
+        return (self.seq, self.ts, self.actor, self.purpose, self.operation,
+                canonical.encode(list(self.subjects)).decode(),
+                line[self.span[0]:self.span[1]].decode(), self.digest, self.prev, self.hash)
+
+
+def parse_replay_line(line: bytes, where: str) -> ReplayEntry:
+    """:func:`parse_entry_line`'s checks (the hash over the line's bytes, the members and
+    their types), building the replay's form straight from the parsed line instead of
+    :class:`Entry` and its :class:`Change` objects."""
+    recorded, sound = _line_hash(line)
+    try:
+        doc = canonical.loads(line)
+        if not isinstance(doc, dict) or set(doc) != _ENTRY_FIELDS:
+            raise TypeError("fields")
+        seq, subjects = doc["seq"], doc["subjects"]
+        if type(seq) is not int or not isinstance(subjects, list) or not all(
+                isinstance(v, str) for v in (doc["ts"], doc["actor"], doc["purpose"],
+                                             doc["operation"], doc["digest"], doc["prev"],
+                                             doc["hash"], *subjects)):
+            raise TypeError("types")
+        changes: list[Delta] = []
+        for c in doc["changes"]:
+            if set(c) != _CHANGE_FIELDS or not isinstance(c["key"], str):
+                raise TypeError("change")
+            table, before, after = c["table"], c["before"], c["after"]
+            if table not in PROJECTION_BY_NAME or not all(
+                    v is None or isinstance(v, dict) for v in (before, after)):
+                raise TypeError("change")
+            changes.append(delta(table, c["key"], before, after))
+        entry = ReplayEntry(seq, doc["prev"], doc["hash"], doc["ts"], doc["digest"],
+                            doc["actor"], doc["purpose"], doc["operation"], tuple(subjects),
+                            _changes_span(line), changes)
+    except (InputError, TypeError, KeyError, AttributeError, ValueError):
+        raise _damaged(where, "it holds a malformed journal entry") from None
+    if not sound or recorded != entry.hash:
+        raise _damaged(where, f"journal entry {seq} does not hash to its recorded hash")
     return entry
 
 

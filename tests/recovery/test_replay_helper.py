@@ -1,0 +1,206 @@
+"""Point-in-time replay with segments decoded in a helper process: the same rows, journal
+and digest as replaying here, whatever the history (inserts, updates, deletes, rows deleted
+and made again); a helper that dies mid-replay costs time, not the restore; errors cross
+from the helper as themselves."""
+
+from __future__ import annotations
+
+import pickle
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cutru.backup import Repository
+from cutru.backup import restore as restore_mod
+from cutru.backup.archive import list_segments, read_segment, segment_name
+from cutru.backup.restore import decode_for_replay, restore_snapshot
+from cutru.backup.snapshot import list_snapshots
+from cutru.errors import ImportLineError, InputError, RepositoryDamaged
+from cutru.journal.helper import Helper, helper_process
+from cutru.recovery.integrity import replay_state
+from cutru.services.registry import Registry
+from cutru.store import journal_store
+from cutru.store.engine import Database
+from cutru.store.rows import NetChanges
+from tests.backup.test_snapshot import journal_of, tables
+from tests.recovery.test_properties import build
+from tests.test_properties import COMMUNES, RELS
+
+KINDS = ["found", "found", "join", "temporary", "extend", "untemp", "head", "separate",
+         "death", "adjust", "adjust"]
+
+
+def history(n: int, seed: int) -> list[tuple[Any, ...]]:
+    """``n`` operations of the property tests' kinds, drawn from ``random.Random(seed)``:
+    people found households, join, separate (household rows deleted), die, and are
+    adjusted, so that a replay inserts, updates and deletes rows."""
+    rng = random.Random(seed)
+    steps: list[tuple[Any, ...]] = []
+    for i in range(n):
+        kind = "found" if i < 4 else rng.choice(KINDS)
+        a, b = rng.randrange(31), rng.randrange(31)
+        steps.append({
+            "found": ("found", rng.randrange(1940, 2021), rng.choice(COMMUNES)),
+            "join": ("join", a, b, rng.choice(RELS)),
+            "temporary": ("temporary", a, rng.choice(COMMUNES), rng.randrange(30, 901)),
+            "extend": ("extend", a, rng.randrange(1, 801)),
+            "untemp": ("untemp", a),
+            "head": ("head", a, b),
+            "separate": ("separate", a, b),
+            "death": ("death", a, b),
+            "adjust": ("adjust", a, f"nghề {i}"),
+        }[kind])
+    return steps
+
+
+@pytest.fixture(scope="module")
+def archived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Registry, Repository]]:
+    """A history archived a few entries at a time: a snapshot, then many small segments."""
+    tmp = tmp_path_factory.mktemp("replay")
+    reg, _clock, repo = build(tmp, history(70, seed=7), archive_every=3)
+    assert repo is not None
+    try:
+        yield reg, repo
+    finally:
+        reg.close()
+
+
+@contextmanager
+def counting_helper(calls: list[str], *, kill_at: int | None = None
+                    ) -> Iterator[Helper | None]:
+    """:func:`helper_process`, counting the segments sent to it; with ``kill_at``, the
+    helper is killed when that many have been sent."""
+    with helper_process() as helper:
+        assert helper is not None, "these tests need two CPUs"
+        submit = helper.submit
+
+        def counted(fn: Any, *args: Any) -> Any:
+            if fn is decode_for_replay:
+                calls.append(args[0])
+                if kill_at is not None and len(calls) == kill_at:
+                    helper._proc.kill()
+                    helper._proc.wait()
+            return submit(fn, *args)
+
+        helper.submit = counted  # type: ignore[method-assign]
+        yield helper
+
+
+def restore_to(repo: Repository, reg: Registry, p: int, db: Database) -> Any:
+    public = reg.public_keys()
+    with repo.lock():
+        snap = min(list_snapshots(repo, public), key=lambda s: s.position.seq)
+        return snap, restore_snapshot(repo, snap.name, db, public_keys=public, upto=p)
+
+
+def expected_at(reg: Registry, p: int) -> tuple[dict[Any, Any], str]:
+    with reg.db.read() as conn:
+        rows, _ = replay_state(conn, stop=p)
+        entry = journal_store.get_entry(conn, p)
+    assert entry is not None
+    return rows, entry.digest
+
+
+def test_a_replay_decoded_in_the_helper_gives_the_rows_of_that_position(
+        archived: tuple[Registry, Repository], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    reg, repo = archived
+    monkeypatch.setattr(restore_mod, "HELPER_MIN_ENTRIES", 1)
+    head = reg.journal_length()
+    calls: list[str] = []
+    monkeypatch.setattr(restore_mod, "helper_process", lambda: counting_helper(calls))
+    for p in (head, head - 7):
+        db = Database(f"sqlite:///{tmp_path / f'at-{p}.db'}")
+        try:
+            snap, result = restore_to(repo, reg, p, db)
+            rows, digest = expected_at(reg, p)
+            assert result.position.seq == p and result.digest == digest
+            assert tables(db) == rows
+            with db.read() as conn:
+                assert [e.seq for e in journal_store.iter_entries(conn)] == list(range(1, p + 1))
+        finally:
+            db.dispose()
+        assert p - snap.position.seq > 20 and len(result.segments) > 5
+    with reg.db.read() as conn:
+        replayed = [c for e in journal_store.iter_entries(conn, start=snap.position.seq + 1)
+                    for c in e.changes]
+    assert {(c.before is None, c.after is None) for c in replayed} == {
+        (True, False), (False, False), (False, True)}, "inserts, updates and deletes"
+    assert len(calls) >= 10, "the segments were decoded in the helper"
+    # the whole journal, byte for byte, against the live one
+    db = Database(f"sqlite:///{tmp_path / 'whole.db'}")
+    try:
+        restore_to(repo, reg, head, db)
+        assert journal_of(db) == journal_of(reg.db)
+        assert tables(db) == tables(reg.db)
+    finally:
+        db.dispose()
+
+
+def test_a_helper_that_dies_mid_replay_costs_time_not_the_restore(
+        archived: tuple[Registry, Repository], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    reg, repo = archived
+    monkeypatch.setattr(restore_mod, "HELPER_MIN_ENTRIES", 1)
+    calls: list[str] = []
+    monkeypatch.setattr(restore_mod, "helper_process",
+                        lambda: counting_helper(calls, kill_at=3))
+    head = reg.journal_length()
+    db = Database(f"sqlite:///{tmp_path / 'killed.db'}")
+    try:
+        _snap, result = restore_to(repo, reg, head, db)
+        rows, digest = expected_at(reg, head)
+        assert result.digest == digest and tables(db) == rows
+    finally:
+        db.dispose()
+    assert len(calls) == 3, "nothing more went to the dead helper"
+
+
+def test_damage_found_in_the_helper_refuses_as_itself(
+        archived: tuple[Registry, Repository]) -> None:
+    reg, repo = archived
+    name = segment_name(list_segments(repo)[-1])
+    plain = read_segment(repo, name)
+    cut = plain.rfind(b'"digest":"') + len(b'"digest":"')
+    damaged = plain[:cut] + (b"0" if plain[cut:cut + 1] != b"0" else b"1") + plain[cut + 1:]
+    with helper_process() as helper:
+        assert helper is not None
+        good = helper.submit(decode_for_replay, name, plain, reg.public_keys()).result()
+        assert [e.seq for e in good] == [e.seq for e in decode_for_replay(
+            name, plain, reg.public_keys())]
+        with pytest.raises(RepositoryDamaged) as raised:
+            helper.submit(decode_for_replay, name, damaged, reg.public_keys()).result()
+    assert raised.value.details["object"] == f"journal/{name}"
+    assert "does not hash to its recorded hash" in raised.value.message
+
+
+def test_errors_pickle_as_themselves() -> None:
+    for error in (InputError("bad", field="f", rule="r.x", extra=1),
+                  ImportLineError("no", line=7, field="g", rule="r.y"),
+                  RepositoryDamaged("gone", object="data/ab")):
+        back = pickle.loads(pickle.dumps(error))
+        assert type(back) is type(error) and str(back) == str(error)
+        assert back.to_dict() == error.to_dict() and back.__dict__ == error.__dict__
+
+
+def test_net_changes_keep_one_step_per_row() -> None:
+    net = NetChanges()
+    row = ("k1", "a", "b")
+    net.add(("t", "k1", False, row))           # inserted ...
+    net.add(("t", "k1", True, {1: "A"}))        # ... then updated: still an insert
+    net.add(("t", "k2", True, {2: "B"}))        # updated ...
+    net.add(("t", "k2", True, {1: "C"}))        # ... twice: both columns
+    net.add(("t", "k3", True, None))            # deleted ...
+    net.add(("t", "k3", False, ("k3", "x", "y")))  # ... and made again: every column
+    net.add(("t", "k4", False, ("k4", "x", "y")))  # inserted ...
+    net.add(("t", "k4", True, None))            # ... and deleted: nothing at all
+    assert net.rows == {
+        ("t", "k1"): [False, ("k1", "A", "b")],
+        ("t", "k2"): [True, {2: "B", 1: "C"}],
+        ("t", "k3"): [True, ("k3", "x", "y")],
+        ("t", "k4"): [False, None],
+    }
