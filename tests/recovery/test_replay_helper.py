@@ -20,6 +20,7 @@ from cutru.backup.archive import list_segments, read_segment, segment_name
 from cutru.backup.restore import decode_for_replay, restore_snapshot
 from cutru.backup.snapshot import list_snapshots
 from cutru.errors import ImportLineError, InputError, RepositoryDamaged
+from cutru.journal import canonical
 from cutru.journal.helper import Helper, helper_process
 from cutru.recovery.integrity import replay_state
 from cutru.services.registry import Registry
@@ -28,6 +29,7 @@ from cutru.store.engine import Database
 from cutru.store.rows import NetChanges
 from tests.backup.test_snapshot import journal_of, tables
 from tests.recovery.test_properties import build
+from tests.test_integrity import drop_guards, exec_sql
 from tests.test_properties import COMMUNES, RELS
 
 KINDS = ["found", "found", "join", "temporary", "extend", "untemp", "head", "separate",
@@ -204,3 +206,29 @@ def test_net_changes_keep_one_step_per_row() -> None:
         ("t", "k3"): [True, ("k3", "x", "y")],
         ("t", "k4"): [False, None],
     }
+
+
+def test_last_images_are_the_journal_replayed(archived: tuple[Registry, Repository]) -> None:
+    reg, _repo = archived
+    with reg.db.read() as conn:
+        last = journal_store.last_images(conn)
+        rows, written = replay_state(conn)
+    assert last is not None
+    assert {k: seq for k, (seq, _image) in last.items()} == written
+    kept = {k: image for k, (_seq, image) in last.items() if image is not None}
+    assert kept.keys() == rows.keys() and len(written) > len(rows), "deleted rows: None"
+    assert all(image == canonical.encode(rows[k]) for k, image in kept.items()), \
+        "byte for byte the canonical encoding"
+
+
+@pytest.mark.parametrize("changes", ["[1]", '[{"table": 5, "key": "k", "after": null}]',
+                                     "not json"])
+def test_last_images_give_way_when_changes_are_not_rows(tmp_path: Path, changes: str) -> None:
+    reg, _clock, _repo = build(tmp_path, history(6, seed=2))
+    try:
+        drop_guards(reg)
+        exec_sql(reg, "UPDATE journal SET changes = :c WHERE seq = 2", c=changes)
+        with reg.db.read() as conn:
+            assert journal_store.last_images(conn) is None
+    finally:
+        reg.close()

@@ -198,30 +198,51 @@ def pinpoint(conn: Connection) -> list[Problem]:
     """Which live rows differ from the journal, and since which position.
 
     Every live row is compared with the last after-image the journal holds for it, table by
-    table. On SQLite the live rows are read as their canonical JSON, written by the query in
-    storage order (:func:`~cutru.store.projection.encoded_rows`), and compared as bytes with
-    the journal's images encoded by orjson: equal bytes are equal rows, whatever the
-    encoder, and the few rows whose bytes differ are parsed and compared as values, so that
-    an encoder that wrote some value otherwise would cost time, never a false finding. A
-    table holding a value with no canonical encoding (a REAL or BLOB written by direct SQL)
-    is compared the plain way, as on PostgreSQL. Findings are inserted and updated rows in
-    table order, then key order, then deleted rows."""
-    expected, written = replay_state(conn)
-    by_table: dict[str, dict[str, dict[str, Any]]] = {}
-    for (table_name, key), after in expected.items():
-        by_table.setdefault(table_name, {})[key] = after
+    table. On SQLite both sides are bytes written by SQLite itself: the live rows as their
+    canonical JSON, written by the query in storage order
+    (:func:`~cutru.store.projection.encoded_rows`), and the journal's images cut out of the
+    stored changes by its JSON functions (:func:`~cutru.store.journal_store.last_images`),
+    so that no row image is parsed or encoded in Python. Equal bytes are equal rows,
+    whatever the encoder; the few rows whose bytes differ are parsed and compared as values,
+    so that an encoder that wrote some value otherwise would cost time, never a false
+    finding. A table holding a value with no canonical encoding (a REAL or BLOB written by
+    direct SQL) is compared the plain way, as on PostgreSQL, where the journal is decoded
+    here. Findings are inserted and updated rows in table order, then key order, then
+    deleted rows."""
+    fast = conn.dialect.name == "sqlite" and sqlite_json_ok(conn)
+    last = journal_store.last_images(conn) if fast else None
+    images: dict[str, dict[str, bytes]] = {}
+    written: dict[tuple[str, str], int] = {}
+    if last is not None:
+        for (table_name, key), (seq, stored) in last.items():
+            written[(table_name, key)] = seq
+            if stored is not None:
+                images.setdefault(table_name, {})[key] = stored
+        by_table: dict[str, dict[str, dict[str, Any]]] | None = None
+    else:
+        expected, written = replay_state(conn)
+        by_table = {}
+        for (table_name, key), after in expected.items():
+            by_table.setdefault(table_name, {})[key] = after
     found: list[Problem] = []
     deleted: list[tuple[str, str]] = []
-    fast = conn.dialect.name == "sqlite" and sqlite_json_ok(conn)
     for table in PROJECTION:
-        want = by_table.pop(table.name, {})
+        if by_table is None:
+            encoded = images.pop(table.name, {})
+            want: dict[str, dict[str, Any]] | None = None
+        else:
+            want = by_table.pop(table.name, {})
+            dumps, sort = orjson.dumps, orjson.OPT_SORT_KEYS
+            encoded = {key: dumps(image, option=sort) for key, image in want.items()}
         differ = None
         if fast:
             try:
-                differ = _differing_encoded(conn, table, want)
+                differ = _differing_encoded(conn, table, encoded)
             except (ProjectionMismatch, ValueError):
                 differ = None  # read again below, value by value
         if differ is None:
+            if want is None:
+                want = {key: canonical.loads(image) for key, image in encoded.items()}
             differ = _differing_plain(conn, table, want)
         for key, row, image in sorted(differ, key=lambda d: d[0]):
             k = (table.name, key)
@@ -238,7 +259,9 @@ def pinpoint(conn: Connection) -> list[Problem]:
                 found.append(Problem("projection", f"{table.name} row {key} differs from the "
                                      f"journal in {', '.join(cols)}", table=table.name, key=key,
                                      change="updated", since_seq=written.get(k)))
-    deleted.extend((t, k) for t, rows in by_table.items() for k in rows)  # no such table now
+    # what is left: rows of tables the schema no longer has
+    rest: Mapping[str, Mapping[str, object]] = images if by_table is None else by_table
+    deleted.extend((t, k) for t, rows in rest.items() for k in rows)
     for k in sorted(deleted):
         found.append(Problem("projection", f"{k[0]} row {k[1]} is missing from the live "
                              "tables", table=k[0], key=k[1], change="deleted",
@@ -250,20 +273,19 @@ def pinpoint(conn: Connection) -> list[Problem]:
 _Differing = list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]]
 
 
-def _differing_encoded(conn: Connection, table: Table, want: dict[str, dict[str, Any]]
+def _differing_encoded(conn: Connection, table: Table, images: dict[str, bytes]
                        ) -> _Differing:
-    """The rows of ``table`` that differ from ``want``, compared as canonical bytes."""
+    """The rows of ``table`` that differ from the journal's ``images`` (canonical JSON
+    bytes by key), compared as bytes, then as values where the bytes differ."""
     live: dict[str, bytes] = {}
     for keys, encoded in encoded_rows(conn, table, ordered=False):
         live.update(zip(keys, encoded, strict=True))
-    dumps, sort = orjson.dumps, orjson.OPT_SORT_KEYS
-    images = {key: dumps(image, option=sort) for key, image in want.items()}
     out: _Differing = []
     for key in {key for key, _ in live.items() ^ images.items()}:
-        data = live.get(key)
+        data, stored = live.get(key), images.get(key)
         row = canonical.loads(data) if data is not None else None
-        image = want.get(key)
-        if row is None or image is None or row != image:
+        image = canonical.loads(stored) if stored is not None else None
+        if row is None or image is None or row != image or not _same_types(image, row):
             out.append((key, row, image))
     return out
 

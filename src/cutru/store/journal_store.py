@@ -7,6 +7,7 @@ journal and the projection commit or roll back together. Writers are serialised:
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -173,6 +174,48 @@ def iter_changes(conn: Connection, *, stop: int | None = None, batch: int = 5000
         for r in rows:
             yield int(r[0]), str(r[1])
         seq = int(rows[-1][0])
+
+
+#: Every change of every entry, its after-image cut out of the stored JSON by SQLite itself.
+_LAST_IMAGES_SQL = (
+    "SELECT j.seq, c.key, json_extract(c.value, '$.table'), json_extract(c.value, '$.key'), "
+    "CAST(json_extract(c.value, '$.after') AS BLOB) FROM journal AS j, json_each(j.changes) AS c")
+
+
+def last_images(conn: Connection) -> dict[tuple[str, str], tuple[int, bytes | None]] | None:
+    """On SQLite: ``(table, key) -> (seq, after-image)`` of the last change the journal holds
+    for each row, the image as the JSON bytes SQLite's ``json_extract`` writes for it (None
+    for a deletion): SQLite walks the stored changes in C, and Python never parses them.
+    None where that cannot be done (another database, a SQLite without JSON functions,
+    changes that are not a list of objects naming a table and a key): the caller then
+    decodes the changes itself (:func:`iter_changes`).
+
+    ``json_extract`` writes a nested object back from its parse, copying each string and
+    number token as stored and keeping member order, so the image of a canonically stored
+    change is its canonical encoding; a caller comparing these bytes must still treat a
+    difference as "compare the values", never as proof of one."""
+    if conn.dialect.name != "sqlite":
+        return None
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    cur = raw.cursor()
+    last: dict[tuple[str, str], tuple[int, int, bytes | None]] = {}
+    try:
+        cur.execute(_LAST_IMAGES_SQL)
+        while rows := cur.fetchmany(10_000):
+            for seq, at, table, key, after in rows:
+                k = (table, key)
+                had = last.get(k)
+                if had is None or (seq, at) > had[:2]:
+                    last[k] = (seq, at, after)
+    except sqlite3.Error:
+        return None
+    finally:
+        cur.close()
+    if not all(type(t) is str and type(k) is str and (a is None or type(a) is bytes)
+               for (t, k), (_s, _i, a) in last.items()):
+        return None
+    return {k: (seq, after) for k, (seq, _at, after) in last.items()}
 
 
 def entries_for_subject(conn: Connection, subject: str, *, stop: int | None = None
