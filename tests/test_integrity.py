@@ -8,7 +8,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from cutru.errors import JournalChainBroken
 from cutru.services.registry import Registry
+from cutru.store import journal_store
 from tests.helpers import BASIS, OFFICER, SAI_GON
 from tests.test_transactions import seed_family
 
@@ -77,6 +79,26 @@ def test_edited_journal_entry_is_detected(registry: Registry) -> None:
     exec_sql(registry, "UPDATE journal SET actor = 'someone-else' WHERE seq = 1")
     report = registry.verify()
     assert any(p.kind == "chain" and p.seq == 1 for p in report.problems)
+
+
+@pytest.mark.parametrize("changes", ["[1]", "not json", '[{"table": 5, "key": "k", '
+                                     '"before": null, "after": null}]'])
+def test_journal_content_that_is_no_entry_is_reported_not_a_crash(registry: Registry,
+                                                                    changes: str) -> None:
+    k = seed_family(registry)
+    registry.adjust_information(OFFICER, BASIS, k["child"], {"occupation": "thợ mộc"})
+    last = registry.journal_length()
+    drop_guards(registry)
+    exec_sql(registry, "UPDATE journal SET changes = :c WHERE seq = :s", c=changes, s=last)
+    exec_sql(registry, "UPDATE persons SET full_name = 'Kẻ Giả' WHERE key = :k", k=k["mother"])
+    report = registry.verify()
+    assert any(p.kind == "chain" and p.seq == last and "altered" in p.message
+               for p in report.problems)
+    assert any(p.kind == "projection" and p.key == k["mother"] for p in report.problems)
+    assert not registry.quick_check().ok
+    with registry.db.read() as conn, pytest.raises(JournalChainBroken) as raised:
+        journal_store.get_entry(conn, last)
+    assert raised.value.details["seq"] == last
 
 
 def test_deleted_and_reordered_entries_are_detected(registry: Registry) -> None:

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from cutru.errors import InputError, JournalChainBroken
 from cutru.journal import canonical
 from cutru.journal.entry import GENESIS, Change, Draft, Entry, encode_changes, next_ts, seal
 from cutru.journal.lthash import LtHash, row_element
@@ -126,26 +127,44 @@ def insert_rows(conn: Connection, rows: list[tuple[object, ...]],
         insert_many(conn, journal_subjects.name, ("subject", "seq"), subjects)
 
 
-def entry_from_row(row: dict[str, object]) -> Entry:
+def entry_from_row(row: dict[str, object], *, lenient: bool = False) -> Entry:
     """Decode a stored journal row. The entry keeps the stored bytes of its changes: its hash
-    is checked over them, so any re-encoding of the same value counts as an alteration."""
+    is checked over them, so any re-encoding of the same value counts as an alteration.
+
+    A row whose subjects or changes are not what the journal writes (text that is not JSON,
+    a change that is not an object naming a table and a key with row images) raises
+    :class:`JournalChainBroken`; ``lenient`` (verification, which reports instead) gives the
+    entry with no changes, and its stored bytes, whose hash then fails to match."""
     raw = str(row["changes"]).encode()
-    subjects = canonical.loads(str(row["subjects"]))
-    changes = canonical.loads(raw)
-    assert isinstance(subjects, list) and isinstance(changes, list)
+    seq = int(row["seq"])  # type: ignore[call-overload]
+    try:
+        subjects = canonical.loads(str(row["subjects"]))
+        changes = canonical.loads(raw)
+        if not isinstance(subjects, list) or not isinstance(changes, list):
+            raise TypeError("not lists")
+        parsed = tuple(Change.from_object(c) for c in changes)
+        if not all(isinstance(c.table, str) and isinstance(c.key, str) and all(
+                v is None or isinstance(v, dict) for v in (c.before, c.after))
+                for c in parsed) or not all(isinstance(x, str) for x in subjects):
+            raise TypeError("not rows")
+    except (InputError, ValueError, TypeError, KeyError, AttributeError):
+        if not lenient:
+            raise JournalChainBroken(f"journal entry {seq} does not hold a journal entry's "
+                                     "content (its changes or subjects cannot be read): it "
+                                     "was altered; run `cutru verify`", seq=seq) from None
+        subjects, parsed = [], ()
     return Entry(
-        seq=int(row["seq"]),  # type: ignore[call-overload]
-        ts=str(row["ts"]), actor=str(row["actor"]), purpose=str(row["purpose"]),
+        seq=seq, ts=str(row["ts"]), actor=str(row["actor"]), purpose=str(row["purpose"]),
         operation=str(row["operation"]), subjects=tuple(str(s) for s in subjects),
-        changes=tuple(Change.from_object(c) for c in changes),
-        digest=str(row["digest"]), prev=str(row["prev"]), hash=str(row["hash"]),
-        raw_changes=raw,
+        changes=parsed, digest=str(row["digest"]), prev=str(row["prev"]),
+        hash=str(row["hash"]), raw_changes=raw,
     )
 
 
 def iter_entries(conn: Connection, *, start: int = 1, stop: int | None = None,
-                 batch: int = 2000) -> Iterator[Entry]:
-    """Entries with ``start <= seq <= stop`` in order, fetched in batches."""
+                 batch: int = 2000, lenient: bool = False) -> Iterator[Entry]:
+    """Entries with ``start <= seq <= stop`` in order, fetched in batches (``lenient``: see
+    :func:`entry_from_row`)."""
     seq = start
     while True:
         stmt = select(journal).where(journal.c.seq >= seq).order_by(journal.c.seq).limit(batch)
@@ -155,7 +174,7 @@ def iter_entries(conn: Connection, *, start: int = 1, stop: int | None = None,
         if not rows:
             return
         for r in rows:
-            yield entry_from_row(dict(r))
+            yield entry_from_row(dict(r), lenient=lenient)
         seq = int(rows[-1]["seq"]) + 1
 
 
@@ -240,9 +259,10 @@ def last_seq(conn: Connection) -> int:
     return int(conn.execute(select(func.max(journal.c.seq))).scalar() or 0)
 
 
-def get_entry(conn: Connection, seq: int) -> Entry | None:
+def get_entry(conn: Connection, seq: int, *, lenient: bool = False) -> Entry | None:
+    """Entry ``seq``, or None (``lenient``: see :func:`entry_from_row`)."""
     row = conn.execute(select(journal).where(journal.c.seq == seq)).mappings().first()
-    return entry_from_row(dict(row)) if row is not None else None
+    return entry_from_row(dict(row), lenient=lenient) if row is not None else None
 
 
 def save_checkpoint(conn: Connection, signed: SignedCheckpoint) -> None:
