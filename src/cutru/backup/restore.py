@@ -60,7 +60,7 @@ from cutru.store import audit_store, journal_store, migrate
 from cutru.store.bulk import deferred_indexes, insert_many
 from cutru.store.engine import Database
 from cutru.store.projection import projection_state
-from cutru.store.rows import NetChanges, layout
+from cutru.store.rows import NetChanges, layout, row_values
 from cutru.store.schema import PROJECTION, checkpoints, journal_head
 
 BATCH = 2000
@@ -196,11 +196,8 @@ def _restore_tables(conn: Connection, repo: Repository, snap: SnapshotInfo, wher
         batch: list[tuple[Any, ...]] = []
         for line in read_stream(repo, snap.stream(table.name), where):
             try:
-                row = canonical.loads(line)
-                try:
-                    batch.append(lay.values(row))
-                except KeyError:  # a column added since the snapshot was taken
-                    batch.append(tuple(row.get(n) for n in lay.names))
+                # a column added since the snapshot was taken is None
+                batch.append(row_values(table.name, canonical.loads(line)))
             except (ValueError, TypeError, AttributeError):
                 raise RepositoryDamaged(f"{where}: a {table.name} row is malformed",
                                         object=where) from None

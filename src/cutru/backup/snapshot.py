@@ -317,6 +317,21 @@ def _changes_span(line: bytes) -> tuple[int, int]:
     return line.index(_CHANGES_AT) + len(_CHANGES_AT), line.rindex(_DIGEST_MEMBER)
 
 
+def _entry_doc(line: bytes) -> dict[str, Any]:
+    """An entry line parsed, with exactly an entry's members and the types of its scalar
+    ones (``TypeError`` otherwise); ``changes`` is left to the caller."""
+    doc = canonical.loads(line)
+    if not isinstance(doc, dict) or set(doc) != _ENTRY_FIELDS:
+        raise TypeError("fields")
+    subjects = doc["subjects"]
+    if type(doc["seq"]) is not int or not isinstance(subjects, list) or not all(
+            isinstance(v, str) for v in (doc["ts"], doc["actor"], doc["purpose"],
+                                         doc["operation"], doc["digest"], doc["prev"],
+                                         doc["hash"], *subjects)):
+        raise TypeError("types")
+    return doc
+
+
 def parse_entry_line(line: bytes, where: str) -> Entry:
     """An entry from :func:`entry_line`'s bytes, with its hash checked over its content.
 
@@ -325,11 +340,7 @@ def parse_entry_line(line: bytes, where: str) -> Entry:
     ``changes`` keeps the line's bytes."""
     recorded, sound = _line_hash(line)
     try:
-        doc = canonical.loads(line)
-        if not isinstance(doc, dict) or set(doc) != _ENTRY_FIELDS:
-            raise TypeError("fields")
-        if type(doc["seq"]) is not int or not all(isinstance(s, str) for s in doc["subjects"]):
-            raise TypeError("types")
+        doc = _entry_doc(line)
         start, end = _changes_span(line)
         entry = Entry(
             seq=doc["seq"], ts=doc["ts"], actor=doc["actor"], purpose=doc["purpose"],
@@ -381,15 +392,8 @@ def parse_replay_line(line: bytes, where: str) -> ReplayEntry:
     :class:`Entry` and its :class:`Change` objects."""
     recorded, sound = _line_hash(line)
     try:
-        doc = canonical.loads(line)
-        if not isinstance(doc, dict) or set(doc) != _ENTRY_FIELDS:
-            raise TypeError("fields")
+        doc = _entry_doc(line)
         seq, subjects = doc["seq"], doc["subjects"]
-        if type(seq) is not int or not isinstance(subjects, list) or not all(
-                isinstance(v, str) for v in (doc["ts"], doc["actor"], doc["purpose"],
-                                             doc["operation"], doc["digest"], doc["prev"],
-                                             doc["hash"], *subjects)):
-            raise TypeError("types")
         changes: list[Delta] = []
         for c in doc["changes"]:
             if set(c) != _CHANGE_FIELDS or not isinstance(c["key"], str):

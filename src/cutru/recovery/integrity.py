@@ -236,21 +236,25 @@ def pinpoint(conn: Connection) -> list[Problem]:
     found: list[Problem] = []
     deleted: list[tuple[str, str]] = []
     for table in PROJECTION:
+        want: dict[str, dict[str, Any]] | None = None
+        encoded: dict[str, bytes] | None = None
         if by_table is None:
             encoded = images.pop(table.name, {})
-            want: dict[str, dict[str, Any]] | None = None
         else:
             want = by_table.pop(table.name, {})
-            dumps, sort = orjson.dumps, orjson.OPT_SORT_KEYS
-            encoded = {key: dumps(image, option=sort) for key, image in want.items()}
         differ = None
         if fast:
+            if encoded is None:
+                assert want is not None
+                dumps, sort = orjson.dumps, orjson.OPT_SORT_KEYS
+                encoded = {key: dumps(image, option=sort) for key, image in want.items()}
             try:
                 differ = _differing_encoded(conn, table, encoded)
             except (ProjectionMismatch, ValueError):
                 differ = None  # read again below, value by value
         if differ is None:
             if want is None:
+                assert encoded is not None
                 want = {key: canonical.loads(image) for key, image in encoded.items()}
             differ = _differing_plain(conn, table, want)
         for key, row, image in sorted(differ, key=lambda d: d[0]):

@@ -110,7 +110,7 @@ COLUMNS = ("seq", "ts", "actor", "purpose", "operation", "subjects", "changes", 
 
 def journal_row(e: Entry) -> tuple[object, ...]:
     """The ``journal`` row of an entry, values in :data:`COLUMNS` order: ``changes`` are the
-    entry's stored bytes when it was read back (a replayed segment), else encoded here."""
+    entry's stored bytes when it has them, else encoded here."""
     changes = e.raw_changes if e.raw_changes is not None else encode_changes(e.changes)
     return (e.seq, e.ts, e.actor, e.purpose, e.operation,
             canonical.encode(list(e.subjects)).decode(), changes.decode(),
