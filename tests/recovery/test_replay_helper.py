@@ -162,6 +162,36 @@ def test_a_helper_that_dies_mid_replay_costs_time_not_the_restore(
     assert len(calls) == 3, "nothing more went to the dead helper"
 
 
+def test_segments_are_decoded_ahead_within_the_lookahead(
+        archived: tuple[Registry, Repository], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    reg, repo = archived
+    monkeypatch.setattr(restore_mod, "HELPER_MIN_ENTRIES", 1)
+    monkeypatch.setattr(restore_mod, "LOOKAHEAD", 3)
+    calls: list[str] = []
+    monkeypatch.setattr(restore_mod, "helper_process", lambda: counting_helper(calls))
+    waiting: list[int] = []
+    load = restore_mod._Loader.__call__
+
+    def spied(self: Any, name: str) -> Any:
+        segment = load(self, name)
+        waiting.append(len(self.ahead))
+        assert name not in self.ahead
+        return segment
+
+    monkeypatch.setattr(restore_mod._Loader, "__call__", spied)
+    head = reg.journal_length()
+    db = Database(f"sqlite:///{tmp_path / 'ahead.db'}")
+    try:
+        _snap, result = restore_to(repo, reg, head, db)
+        rows, digest = expected_at(reg, head)
+        assert result.digest == digest and tables(db) == rows
+    finally:
+        db.dispose()
+    assert len(waiting) > 5 and max(waiting) == 3, "three segments wait decoded, no more"
+    assert waiting[-1] == 0 and len(calls) == len(set(calls)), "each segment decoded once"
+
+
 def test_damage_found_in_the_helper_refuses_as_itself(
         archived: tuple[Registry, Repository]) -> None:
     reg, repo = archived

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -56,6 +56,7 @@ from cutru.journal import canonical
 from cutru.journal.entry import GENESIS
 from cutru.journal.helper import Helper, HelperFailed, helper_process
 from cutru.journal.signing import SignedCheckpoint, verify_checkpoint
+from cutru.runtime import collector_paused
 from cutru.store import audit_store, journal_store, migrate
 from cutru.store.bulk import deferred_indexes, insert_many
 from cutru.store.engine import Database
@@ -124,6 +125,7 @@ def restore_snapshot(repo: Repository, name: str, target_db: Database, *,
     names = list_segments(repo) if replay else []
     reach = max((s.last for s in names), default=0)
     with ExitStack() as stack, target_db.begin_fill() as conn:
+        stack.enter_context(collector_paused())
         # a helper decodes the segments of a long replay; started now, it is ready by then
         helper = stack.enter_context(helper_process()) if replay and min(
             reach, upto or reach) - base.seq >= HELPER_MIN_ENTRIES else None
@@ -304,10 +306,11 @@ class ReplaySegment:
 
 class _Loader:
     """Loads segments for a replay: unsealed here, decoded (:func:`decode_for_replay`) in a
-    helper process when there is one. Loading a segment also sends the segment the chain
-    most likely goes on with (the first :func:`candidates` after it) to the helper, so that
-    it is decoded while this process writes: a guess, which :func:`continuation` still
-    checks link by link (a wrong one costs a decode, never a wrong replay)."""
+    helper process when there is one. Loading a segment also sends the segments the chain
+    most likely goes on with (the first :func:`candidates` after it, then the first after
+    that, up to :data:`LOOKAHEAD` segments) to the helper, so that they are decoded while
+    this process writes: guesses, which :func:`continuation` still checks link by link (a
+    wrong one costs a decode, never a wrong replay)."""
 
     def __init__(self, repo: Repository, public_keys: Mapping[str, bytes],
                  helper: Helper | None, names: list[naming.SegmentName], prefer: int | None,
@@ -317,12 +320,21 @@ class _Loader:
         self.ahead: dict[str, tuple[bytes, Future[list[ReplayEntry]]]] = {}
 
     def prime(self, seq: int) -> None:
-        """Send the likeliest segment holding entry ``seq + 1`` to the helper now."""
-        if self.helper is not None and (self.upto is None or seq < self.upto):
+        """Send the likeliest segments after entry ``seq`` to the helper now, until
+        :data:`LOOKAHEAD` of them are there."""
+        while self.helper is not None and (self.upto is None or seq < self.upto):
             guess = candidates(self.names, seq, self.prefer)
-            if guess and segment_name(guess[0]) not in self.ahead:
-                with suppress(CutruError):  # it is read again if it is wanted
-                    self.ahead[segment_name(guess[0])] = self._start(segment_name(guess[0]))
+            if not guess:
+                return
+            name = segment_name(guess[0])
+            if name not in self.ahead:
+                if len(self.ahead) >= LOOKAHEAD:
+                    return
+                try:
+                    self.ahead[name] = self._start(name)
+                except CutruError:  # read again, and refused then, if it is wanted
+                    return
+            seq = guess[0].last
 
     def __call__(self, name: str) -> ReplaySegment:
         started = self.ahead.pop(name, None) or self._start(name)
@@ -355,6 +367,10 @@ class _Loader:
 #: With at least this many archived entries after the snapshot, a helper process decodes
 #: segments while this one writes.
 HELPER_MIN_ENTRIES = 2000
+#: Segments sent to the helper ahead of the one being written (the first ones while the
+#: snapshot's tables load): a segment holds about 1 MiB of compressed journal, so this bounds
+#: what waits decoded in memory, and keeps the helper busy while this process writes.
+LOOKAHEAD = 4
 
 
 def _apply_segments(conn: Connection, snap: SnapshotInfo, last: _Last, upto: int | None,

@@ -375,6 +375,8 @@ class ReplayEntry(NamedTuple):
     purpose: str
     operation: str
     subjects: tuple[str, ...]
+    #: ``subjects`` as the ``journal`` row stores them (their canonical encoding)
+    subjects_text: str
     span: tuple[int, int]
     changes: list[Delta]
 
@@ -382,8 +384,8 @@ class ReplayEntry(NamedTuple):
         """The ``journal`` row (values in :data:`cutru.store.journal_store.COLUMNS` order)
         of this entry, whose line is ``line``."""
         return (self.seq, self.ts, self.actor, self.purpose, self.operation,
-                canonical.encode(list(self.subjects)).decode(),
-                line[self.span[0]:self.span[1]].decode(), self.digest, self.prev, self.hash)
+                self.subjects_text, line[self.span[0]:self.span[1]].decode(), self.digest,
+                self.prev, self.hash)
 
 
 def parse_replay_line(line: bytes, where: str) -> ReplayEntry:
@@ -405,7 +407,7 @@ def parse_replay_line(line: bytes, where: str) -> ReplayEntry:
             changes.append(delta(table, c["key"], before, after))
         entry = ReplayEntry(seq, doc["prev"], doc["hash"], doc["ts"], doc["digest"],
                             doc["actor"], doc["purpose"], doc["operation"], tuple(subjects),
-                            _changes_span(line), changes)
+                            canonical.encode(subjects).decode(), _changes_span(line), changes)
     except (InputError, TypeError, KeyError, AttributeError, ValueError):
         raise _damaged(where, "it holds a malformed journal entry") from None
     if not sound or recorded != entry.hash:

@@ -7,9 +7,8 @@ synthetic generator through the same path.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -21,6 +20,7 @@ from cutru.domain.rules import check_household, violation
 from cutru.domain.units import Address, map_pre2025_address
 from cutru.errors import CutruError, ImportLineError, InputError, RuleViolation
 from cutru.journal.helper import Helper, helper_process
+from cutru.runtime import collector_paused
 from cutru.services import households as hh_ops
 from cutru.services import people, residence
 from cutru.services.unit import Batch, Tx, UnitRunner
@@ -197,7 +197,7 @@ def _import(runner: UnitRunner, it: Iterator[tuple[int, dict[str, Any]]], actor:
         with runner.batch(helper=helper) as b:
             while chunk:
                 persons_before = result.persons
-                with _collector_paused():
+                with collector_paused():
                     _apply_chunk(b, chunk, actor, result)
                     # rows and entries written inside the batch's transaction: memory stays
                     # bounded by a chunk however long the batch is
@@ -232,22 +232,6 @@ def _apply_chunk(b: Batch, chunk: list[tuple[int, dict[str, Any]]], actor: str,
                                       rule=exc.code) from None
         result.households += rec.get("kind") == "household"
     result.entries += sum(1 for d in b.drafts if d.changes)
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for one chunk of lines. A chunk allocates some
-    ten thousand small objects (rows, changes, entries) that live until it is spilled, and the
-    collector would scan them again and again for cycles they do not form: 10-15% of the
-    import's time here. Reference counting still frees them; the collector runs again, as
-    it was, after the chunk."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _line_error(n: int, exc: InputError | RuleViolation) -> ImportLineError:
