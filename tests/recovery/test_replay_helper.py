@@ -107,6 +107,18 @@ def expected_at(reg: Registry, p: int) -> tuple[dict[Any, Any], str]:
     return rows, entry.digest
 
 
+def assert_whole_restore(repo: Repository, reg: Registry, path: Path) -> None:
+    """Restore to the newest entry into ``path``: the rows and digest of the live registry."""
+    head = reg.journal_length()
+    db = Database(f"sqlite:///{path}")
+    try:
+        _snap, result = restore_to(repo, reg, head, db)
+        rows, digest = expected_at(reg, head)
+        assert result.digest == digest and tables(db) == rows
+    finally:
+        db.dispose()
+
+
 def test_a_replay_decoded_in_the_helper_gives_the_rows_of_that_position(
         archived: tuple[Registry, Repository], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -151,14 +163,7 @@ def test_a_helper_that_dies_mid_replay_costs_time_not_the_restore(
     calls: list[str] = []
     monkeypatch.setattr(restore_mod, "helper_process",
                         lambda: counting_helper(calls, kill_at=3))
-    head = reg.journal_length()
-    db = Database(f"sqlite:///{tmp_path / 'killed.db'}")
-    try:
-        _snap, result = restore_to(repo, reg, head, db)
-        rows, digest = expected_at(reg, head)
-        assert result.digest == digest and tables(db) == rows
-    finally:
-        db.dispose()
+    assert_whole_restore(repo, reg, tmp_path / 'killed.db')
     assert len(calls) == 3, "nothing more went to the dead helper"
 
 
@@ -180,14 +185,7 @@ def test_segments_are_decoded_ahead_within_the_lookahead(
         return segment
 
     monkeypatch.setattr(restore_mod._Loader, "__call__", spied)
-    head = reg.journal_length()
-    db = Database(f"sqlite:///{tmp_path / 'ahead.db'}")
-    try:
-        _snap, result = restore_to(repo, reg, head, db)
-        rows, digest = expected_at(reg, head)
-        assert result.digest == digest and tables(db) == rows
-    finally:
-        db.dispose()
+    assert_whole_restore(repo, reg, tmp_path / 'ahead.db')
     assert len(waiting) > 5 and max(waiting) == 3, "three segments wait decoded, no more"
     assert waiting[-1] == 0 and len(calls) == len(set(calls)), "each segment decoded once"
 
