@@ -265,7 +265,7 @@ def _restore_journal(conn: Connection, repo: Repository, snap: SnapshotInfo, whe
 def _insert_entries(conn: Connection, entries: list[StoredEntry]) -> None:
     """Journal rows and their subjects, with the driver's ``executemany``."""
     journal_store.insert_rows(
-        conn, [tuple(r[c] for c in journal_store.COLUMNS) for r in (e.row() for e in entries)],
+        conn, [e.values() for e in entries],
         [(s, e.seq) for e in entries for s in e.subjects])
 
 

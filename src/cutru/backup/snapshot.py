@@ -384,8 +384,8 @@ class ReplayEntry(NamedTuple):
         """The ``journal`` row (values in :data:`cutru.store.journal_store.COLUMNS` order)
         of this entry, whose line is ``line``."""
         return (self.seq, self.ts, self.actor, self.purpose, self.operation,
-                self.subjects_text, line[self.span[0]:self.span[1]].decode(), self.digest,
-                self.prev, self.hash)
+                self.subjects_text, line[self.span[0]:self.span[1]], self.digest, self.prev,
+                self.hash)
 
 
 def parse_replay_line(line: bytes, where: str) -> ReplayEntry:
@@ -510,13 +510,11 @@ class StoredEntry:
             b',"seq":', str(int(self.seq)).encode(), b',"subjects":',
             canonical.encode(list(self.subjects)), b',"ts":', enc(self.ts), b"}"))
 
-    def row(self) -> dict[str, Any]:
-        """The ``journal`` table row."""
-        return {"seq": self.seq, "ts": self.ts, "actor": self.actor, "purpose": self.purpose,
-                "operation": self.operation,
-                "subjects": canonical.encode(list(self.subjects)).decode(),
-                "changes": self.changes.decode(), "digest": self.digest, "prev": self.prev,
-                "hash": self.hash}
+    def values(self) -> tuple[Any, ...]:
+        """The ``journal`` row as :func:`cutru.store.journal_store.insert_rows` takes it."""
+        return (self.seq, self.ts, self.actor, self.purpose, self.operation,
+                canonical.encode(list(self.subjects)).decode(), self.changes, self.digest,
+                self.prev, self.hash)
 
 
 _JOURNAL_COLUMNS = ("seq", "ts", "actor", "purpose", "operation", "subjects", "changes",

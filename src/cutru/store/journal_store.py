@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import Connection, func, insert, select, update
 
@@ -109,22 +110,39 @@ COLUMNS = ("seq", "ts", "actor", "purpose", "operation", "subjects", "changes", 
 
 
 def journal_row(e: Entry) -> tuple[object, ...]:
-    """The ``journal`` row of an entry, values in :data:`COLUMNS` order: ``changes`` are the
-    entry's stored bytes when it has them, else encoded here."""
+    """The ``journal`` row of an entry, values in :data:`COLUMNS` order (as
+    :func:`insert_rows` takes them): ``changes`` are the entry's stored bytes when it has
+    them, else encoded here."""
     changes = e.raw_changes if e.raw_changes is not None else encode_changes(e.changes)
     return (e.seq, e.ts, e.actor, e.purpose, e.operation,
-            canonical.encode(list(e.subjects)).decode(), changes.decode(),
-            e.digest, e.prev, e.hash)
+            canonical.encode(list(e.subjects)).decode(), changes, e.digest, e.prev, e.hash)
+
+
+#: Where ``changes`` is in a row of :data:`COLUMNS`.
+_CHANGES = COLUMNS.index("changes")
+#: SQLite: ``changes`` bound as a BLOB and stored as TEXT (the bytes as they are).
+_SQLITE_INSERT = (f"INSERT INTO journal ({', '.join(COLUMNS)}) VALUES ("
+                  + ", ".join("CAST(? AS TEXT)" if c == "changes" else "?" for c in COLUMNS)
+                  + ")")
 
 
 def insert_rows(conn: Connection, rows: list[tuple[object, ...]],
                 subjects: list[tuple[str, int]]) -> None:
-    """``journal`` rows (values in :data:`COLUMNS` order) and ``journal_subjects`` rows
-    ``(subject, seq)``, by :func:`cutru.store.bulk.insert_many`: SQLAlchemy's statement
-    machinery would cost more per row than the database does."""
-    if rows:
-        insert_many(conn, journal.name, COLUMNS, rows)
-        insert_many(conn, journal_subjects.name, ("subject", "seq"), subjects)
+    """``journal`` rows (values in :data:`COLUMNS` order, ``changes`` as the UTF-8 bytes of
+    its text, valid UTF-8 as every writer of a row has it) and ``journal_subjects`` rows
+    ``(subject, seq)``, with the driver's ``executemany`` or ``COPY``
+    (:func:`cutru.store.bulk.insert_many`): SQLAlchemy's statement machinery would cost more
+    per row than the database does. On SQLite the ``changes`` bytes are stored as they
+    come, not decoded to a string for the driver to encode back (some 2 KiB an entry)."""
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(_SQLITE_INSERT, rows)
+    else:
+        at = _CHANGES
+        insert_many(conn, journal.name, COLUMNS,
+                    [(*r[:at], cast(bytes, r[at]).decode(), *r[at + 1:]) for r in rows])
+    insert_many(conn, journal_subjects.name, ("subject", "seq"), subjects)
 
 
 def entry_from_row(row: dict[str, object], *, lenient: bool = False) -> Entry:
