@@ -259,6 +259,29 @@ def test_reencoded_journal_text_counts_as_altered(registry: Registry) -> None:
     assert any(p.kind == "chain" and p.seq == 1 for p in report.problems)
 
 
+@pytest.mark.parametrize("column", ["occupation", "key"])
+def test_text_that_is_not_utf8_fails_the_check_and_is_pinpointed(registry: Registry,
+                                                                 column: str) -> None:
+    """Bytes that are not UTF-8 stored as text by direct SQL into SQLite, in a value or in
+    a key: the quick check fails (it used to crash on the driver's decoding error), and
+    verify names the row."""
+    if not registry.db.is_sqlite:
+        pytest.skip("PostgreSQL refuses text that is not UTF-8")
+    k = seed_family(registry)
+    assert registry.quick_check().ok
+    exec_sql(registry, f"UPDATE persons SET {column} = CAST(X'4e67ff' AS TEXT) WHERE key = :k",
+             k=k["child"])
+    assert not registry.quick_check().ok
+    report = registry.verify()
+    assert not report.ok
+    rows = [(p.table, p.change) for p in report.problems if p.kind == "projection"]
+    if column == "key":
+        assert ("persons", "deleted") in rows and any(c != "deleted" for _t, c in rows)
+    else:
+        assert [(p.table, p.key, p.change) for p in report.problems
+                if p.kind == "projection"] == [("persons", k["child"], "updated")]
+
+
 @pytest.mark.parametrize(("value", "column"), [("'hai nghìn'", "birth_year"),
                                                ("birth_year + 0.5", "birth_year"),
                                                ("CAST(full_name AS BLOB)", "full_name")])
