@@ -101,6 +101,26 @@ def test_journal_content_that_is_no_entry_is_reported_not_a_crash(registry: Regi
     assert raised.value.details["seq"] == last
 
 
+@pytest.mark.parametrize("column", ["changes", "actor", "subjects"])
+def test_journal_text_that_is_not_utf8_is_reported_not_a_crash(registry: Registry,
+                                                               column: str) -> None:
+    """Bytes that are not UTF-8 stored by direct SQL into a journal column (SQLite takes
+    any): verify reports the entry as altered, where the driver's decoding error used to
+    end it as "database unavailable"; the quick check fails."""
+    if not registry.db.is_sqlite:
+        pytest.skip("PostgreSQL refuses text that is not UTF-8")
+    k = seed_family(registry)
+    registry.adjust_information(OFFICER, BASIS, k["child"], {"occupation": "thợ mộc"})
+    last = registry.journal_length()
+    drop_guards(registry)
+    exec_sql(registry, f"UPDATE journal SET {column} = CAST(X'5b22ff225d' AS TEXT) "
+             "WHERE seq = :s", s=last)
+    report = registry.verify()
+    assert any(p.kind == "chain" and p.seq == last and "altered" in p.message
+               for p in report.problems), report.problems
+    assert not registry.quick_check().ok
+
+
 def test_deleted_and_reordered_entries_are_detected(registry: Registry) -> None:
     k = seed_family(registry)
     for occ in ("a", "b", "c"):

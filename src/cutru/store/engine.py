@@ -7,16 +7,19 @@ serialises writers on the journal head row (``SELECT ... FOR UPDATE``), see ``jo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from cutru.errors import ConfigError
+
+_T = TypeVar("_T")
 
 #: The default page cache of each SQLite connection, in MiB (setting ``sqlite_cache_mib``).
 SQLITE_CACHE_MIB = 64
@@ -129,3 +132,29 @@ def _configure_sqlite(engine: Engine, synchronous: str, cache_mib: int) -> None:
         # Readers take a deferred snapshot; writers take the write lock at once.
         read = conn.get_execution_options().get("cutru_read", False)
         conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+
+
+def fetch_escaping(conn: Connection, fetch: Callable[[], _T]) -> _T:
+    """``fetch()``: a query on ``conn`` and the reading of its rows. On SQLite, whose
+    columns take any bytes, a read that fails because stored text is not UTF-8 (written by
+    direct SQL: the driver refuses to decode it) is run again with the bad bytes as lone
+    surrogates (``surrogateescape``), so that verification reports the row or entry that
+    holds them instead of failing: no canonical encoding takes a lone surrogate, and
+    ``.encode("utf-8", "surrogateescape")`` gives back the stored bytes."""
+    try:
+        return fetch()
+    except (sqlite3.OperationalError, OperationalError):
+        if conn.dialect.name != "sqlite":
+            raise
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        before = raw.text_factory
+        raw.text_factory = _surrogate_escaped
+        try:
+            return fetch()
+        finally:
+            raw.text_factory = before
+
+
+def _surrogate_escaped(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")

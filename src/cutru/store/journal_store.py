@@ -11,9 +11,9 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, RowMapping, Select, func, insert, select, update
 
 from cutru.errors import InputError, JournalChainBroken
 from cutru.journal import canonical
@@ -21,6 +21,7 @@ from cutru.journal.entry import GENESIS, Change, Draft, Entry, encode_changes, n
 from cutru.journal.lthash import LtHash, row_element
 from cutru.journal.signing import Checkpoint, SignedCheckpoint
 from cutru.store.bulk import insert_many
+from cutru.store.engine import fetch_escaping
 from cutru.store.schema import checkpoints, journal, journal_head, journal_subjects
 
 
@@ -153,7 +154,7 @@ def entry_from_row(row: dict[str, object], *, lenient: bool = False) -> Entry:
     a change that is not an object naming a table and a key with row images) raises
     :class:`JournalChainBroken`; ``lenient`` (verification, which reports instead) gives the
     entry with no changes, and its stored bytes, whose hash then fails to match."""
-    raw = str(row["changes"]).encode()
+    raw = str(row["changes"]).encode("utf-8", "surrogateescape")  # the stored bytes
     seq = int(row["seq"])  # type: ignore[call-overload]
     try:
         subjects = canonical.loads(str(row["subjects"]))
@@ -188,7 +189,7 @@ def iter_entries(conn: Connection, *, start: int = 1, stop: int | None = None,
         stmt = select(journal).where(journal.c.seq >= seq).order_by(journal.c.seq).limit(batch)
         if stop is not None:
             stmt = stmt.where(journal.c.seq <= stop)
-        rows = conn.execute(stmt).mappings().all()
+        rows = _rows(conn, stmt, lenient)
         if not rows:
             return
         for r in rows:
@@ -205,7 +206,9 @@ def iter_changes(conn: Connection, *, stop: int | None = None, batch: int = 5000
             .order_by(journal.c.seq).limit(batch)
         if stop is not None:
             stmt = stmt.where(journal.c.seq <= stop)
-        rows = conn.execute(stmt).all()
+        # verification reads these: text that is not UTF-8 comes as lone surrogates, and
+        # the entry is one that cannot be read (fetch_escaping)
+        rows = fetch_escaping(conn, lambda: conn.execute(stmt).all())
         if not rows:
             return
         for r in rows:
@@ -279,8 +282,17 @@ def last_seq(conn: Connection) -> int:
 
 def get_entry(conn: Connection, seq: int, *, lenient: bool = False) -> Entry | None:
     """Entry ``seq``, or None (``lenient``: see :func:`entry_from_row`)."""
-    row = conn.execute(select(journal).where(journal.c.seq == seq)).mappings().first()
-    return entry_from_row(dict(row), lenient=lenient) if row is not None else None
+    rows = _rows(conn, select(journal).where(journal.c.seq == seq), lenient)
+    return entry_from_row(dict(rows[0]), lenient=lenient) if rows else None
+
+
+def _rows(conn: Connection, stmt: Select[Any], lenient: bool) -> Sequence[RowMapping]:
+    """The rows of ``stmt`` as mappings; ``lenient`` (verification, where text that is not
+    UTF-8 is an altered entry, reported): read whatever bytes the columns hold
+    (:func:`~cutru.store.engine.fetch_escaping`)."""
+    if not lenient:
+        return conn.execute(stmt).mappings().all()
+    return fetch_escaping(conn, lambda: conn.execute(stmt).mappings().all())
 
 
 def save_checkpoint(conn: Connection, signed: SignedCheckpoint) -> None:

@@ -36,6 +36,7 @@ from cutru.errors import InputError, ProjectionMismatch
 from cutru.journal import canonical
 from cutru.journal.helper import helper_process
 from cutru.journal.lthash import LtHash, Summer, key_elements, table_prefix
+from cutru.store.engine import fetch_escaping
 from cutru.store.rows import layout
 from cutru.store.schema import PROJECTION, PROJECTION_BY_NAME
 
@@ -129,28 +130,11 @@ def raw_rows(conn: Connection, table: Table, batch: int = ROW_BATCH, *,
 
 def _fetch(conn: Connection, cur: Any, sql: str, params: tuple[Any, ...]
            ) -> list[tuple[Any, ...]]:
-    """``cur.execute(sql, params).fetchall()``. On SQLite, a batch holding text that is not
-    UTF-8 (written by direct SQL), which the driver refuses to decode, is read again with
-    its bad bytes as lone surrogates (``surrogateescape``): no canonical encoding takes
-    those, so the row is reported as one no journal entry can hold, and the read goes on."""
-    try:
-        cur.execute(sql, params)
-        return cast(list[tuple[Any, ...]], cur.fetchall())
-    except sqlite3.OperationalError:
-        if conn.dialect.name != "sqlite":
-            raise
-        raw = conn.connection.dbapi_connection
-        before = raw.text_factory  # type: ignore[union-attr]
-        raw.text_factory = _surrogate_escaped  # type: ignore[union-attr]
-        try:
-            cur.execute(sql, params)
-            return cast(list[tuple[Any, ...]], cur.fetchall())
-        finally:
-            raw.text_factory = before  # type: ignore[union-attr]
-
-
-def _surrogate_escaped(data: bytes) -> str:
-    return data.decode("utf-8", "surrogateescape")
+    """``cur.execute(sql, params).fetchall()``, text that is not UTF-8 read as lone
+    surrogates (:func:`~cutru.store.engine.fetch_escaping`): the row is then one no
+    canonical encoding takes, reported as such, and the read goes on."""
+    return fetch_escaping(conn, lambda: cast(list[tuple[Any, ...]],
+                                             cur.execute(sql, params).fetchall()))
 
 
 def _booleans(row: tuple[Any, ...], positions: tuple[int, ...]) -> tuple[Any, ...]:
