@@ -11,9 +11,10 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, cast
 
-from sqlalchemy import Connection, RowMapping, Select, func, insert, select, update
+from sqlalchemy import Connection, Row, RowMapping, Select, func, insert, select, update
 
 from cutru.errors import InputError, JournalChainBroken
 from cutru.journal import canonical
@@ -208,7 +209,7 @@ def iter_changes(conn: Connection, *, stop: int | None = None, batch: int = 5000
             stmt = stmt.where(journal.c.seq <= stop)
         # verification reads these: text that is not UTF-8 comes as lone surrogates, and
         # the entry is one that cannot be read (fetch_escaping)
-        rows = fetch_escaping(conn, lambda: conn.execute(stmt).all())
+        rows = fetch_escaping(conn, partial(_all, conn, stmt))
         if not rows:
             return
         for r in rows:
@@ -284,6 +285,10 @@ def get_entry(conn: Connection, seq: int, *, lenient: bool = False) -> Entry | N
     """Entry ``seq``, or None (``lenient``: see :func:`entry_from_row`)."""
     rows = _rows(conn, select(journal).where(journal.c.seq == seq), lenient)
     return entry_from_row(dict(rows[0]), lenient=lenient) if rows else None
+
+
+def _all(conn: Connection, stmt: Select[Any]) -> Sequence[Row[Any]]:
+    return conn.execute(stmt).all()
 
 
 def _rows(conn: Connection, stmt: Select[Any], lenient: bool) -> Sequence[RowMapping]:
