@@ -287,7 +287,7 @@ def get_entry(conn: Connection, seq: int, *, lenient: bool = False) -> Entry | N
     return entry_from_row(dict(rows[0]), lenient=lenient) if rows else None
 
 
-def _all(conn: Connection, stmt: Select[Any]) -> Sequence[Row[Any]]:
+def _all(conn: Connection, stmt: Select[Any]) -> Sequence[Row[tuple[Any, ...]]]:
     return conn.execute(stmt).all()
 
 
