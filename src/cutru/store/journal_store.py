@@ -213,8 +213,8 @@ def iter_changes(conn: Connection, *, stop: int | None = None, batch: int = 5000
         if not rows:
             return
         for r in rows:
-            yield int(r[0]), str(r[1])
-        seq = int(rows[-1][0])
+            yield int(r.seq), str(r.changes)
+        seq = int(rows[-1].seq)
 
 
 #: Every change of every entry, its after-image cut out of the stored JSON by SQLite itself.
@@ -287,7 +287,7 @@ def get_entry(conn: Connection, seq: int, *, lenient: bool = False) -> Entry | N
     return entry_from_row(dict(rows[0]), lenient=lenient) if rows else None
 
 
-def _all(conn: Connection, stmt: Select[Any]) -> Sequence[Row[tuple[Any, ...]]]:
+def _all(conn: Connection, stmt: Select[Any]) -> Sequence[Row[Any]]:
     return conn.execute(stmt).all()
 
 
