@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from cutru.errors import JournalChainBroken
+from cutru.errors import IntegrityFailure, JournalChainBroken
 from cutru.services.registry import Registry
 from cutru.store import journal_store
 from tests.helpers import BASIS, OFFICER, SAI_GON
@@ -300,6 +300,11 @@ def test_text_that_is_not_utf8_fails_the_check_and_is_pinpointed(registry: Regis
     else:
         assert [(p.table, p.key, p.change) for p in report.problems
                 if p.kind == "projection"] == [("persons", k["child"], "updated")]
+        # reading the record says what is wrong, not "database unavailable"
+        with pytest.raises(IntegrityFailure) as raised:
+            registry.person(k["child"])
+        assert raised.value.details["rule"] == "db.not_utf8"
+        assert "occupation" in raised.value.message and "cutru verify" in raised.value.message
 
 
 @pytest.mark.parametrize(("value", "column"), [("'hai nghìn'", "birth_year"),

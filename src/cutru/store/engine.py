@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
-from cutru.errors import ConfigError
+from cutru.errors import ConfigError, CutruError, IntegrityFailure
 
 _T = TypeVar("_T")
 
@@ -58,7 +58,7 @@ class Database:
         try:
             with self.engine.begin() as conn:
                 yield conn
-        except OperationalError as exc:
+        except (OperationalError, sqlite3.OperationalError) as exc:
             raise _unavailable(exc) from exc
 
     @contextmanager
@@ -86,7 +86,7 @@ class Database:
                         yield conn
                 finally:
                     raw.execute("PRAGMA journal_mode=WAL")
-        except OperationalError as exc:
+        except (OperationalError, sqlite3.OperationalError) as exc:
             raise _unavailable(exc) from exc
 
     @contextmanager
@@ -96,18 +96,26 @@ class Database:
             with self.engine.connect().execution_options(cutru_read=True) as conn:
                 yield conn
                 conn.rollback()
-        except OperationalError as exc:
+        except (OperationalError, sqlite3.OperationalError) as exc:
             raise _unavailable(exc) from exc
 
     def dispose(self) -> None:
         self.engine.dispose()
 
 
-def _unavailable(exc: OperationalError) -> ConfigError:
-    text = str(exc.orig)
+def _unavailable(exc: OperationalError | sqlite3.OperationalError) -> CutruError:
+    """What a database's operational error means to the user: a schema behind the build,
+    text that is not UTF-8 (SQLite keeps any bytes that direct SQL gives a column, and its
+    driver refuses to decode them: the data was changed around the application), or the
+    database unavailable."""
+    text = str(getattr(exc, "orig", None) or exc)
     if "no such column" in text or "no such table" in text or "does not exist" in text:
         return ConfigError(f"the database schema is not current ({text}); run `cutru init`",
                            field="database_url", rule="db.schema")
+    if text.startswith("Could not decode to UTF-8"):
+        return IntegrityFailure(f"the database holds text that is not UTF-8 ({text}), which "
+                                "the application never writes: it was changed by other "
+                                "means; run `cutru verify`", rule="db.not_utf8")
     return ConfigError(f"database unavailable: {text}", field="database_url",
                        rule="db.unavailable")
 
