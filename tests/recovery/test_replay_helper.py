@@ -249,8 +249,11 @@ def test_last_images_are_the_journal_replayed(archived: tuple[Registry, Reposito
         "byte for byte the canonical encoding"
 
 
-@pytest.mark.parametrize("changes", ["[1]", '[{"table": 5, "key": "k", "after": null}]',
-                                     "not json"])
+@pytest.mark.parametrize("changes", [
+    "[1]", '[{"table": 5, "key": "k", "after": null}]', "not json",
+    '[{"after":null,"key":"k","table":"persons"}]',  # no before
+    '[{"after":{"a":1,"before":2},"before":null,"key":"k","table":"persons"}]',
+    '[{"after":null,"before":null,"key":"k","table":5}]'])
 def test_last_images_give_way_when_changes_are_not_rows(tmp_path: Path, changes: str) -> None:
     reg, _clock, _repo = build(tmp_path, history(6, seed=2))
     try:

@@ -216,11 +216,11 @@ def pinpoint(conn: Connection) -> list[Problem]:
     """Which live rows differ from the journal, and since which position.
 
     Every live row is compared with the last after-image the journal holds for it, table by
-    table. On SQLite both sides are bytes written by SQLite itself: the live rows as their
-    canonical JSON, written by the query in storage order
-    (:func:`~cutru.store.projection.encoded_rows`), and the journal's images cut out of the
-    stored changes by its JSON functions (:func:`~cutru.store.journal_store.last_images`),
-    so that no row image is parsed or encoded in Python. Equal bytes are equal rows,
+    table. On SQLite both sides are bytes: the live rows as their canonical JSON, written by
+    the query in storage order (:func:`~cutru.store.projection.encoded_rows`), and the
+    journal's images as stored, cut out of each entry's canonical changes
+    (:func:`~cutru.store.journal_store.last_images`), so that no row image is parsed or
+    encoded in Python. Equal bytes are equal rows,
     whatever the encoder; the few rows whose bytes differ are parsed and compared as values,
     so that an encoder that wrote some value otherwise would cost time, never a false
     finding. A table holding a value with no canonical encoding (a REAL or BLOB written by

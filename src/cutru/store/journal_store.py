@@ -14,6 +14,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import Connection, Row, RowMapping, Select, func, insert, select, update
 
 from cutru.errors import InputError, JournalChainBroken
@@ -217,46 +218,61 @@ def iter_changes(conn: Connection, *, stop: int | None = None, batch: int = 5000
         seq = int(rows[-1].seq)
 
 
-#: Every change of every entry, its after-image cut out of the stored JSON by SQLite itself.
-_LAST_IMAGES_SQL = (
-    "SELECT j.seq, c.key, json_extract(c.value, '$.table'), json_extract(c.value, '$.key'), "
-    "CAST(json_extract(c.value, '$.after') AS BLOB) FROM journal AS j, json_each(j.changes) AS c")
+#: The stored changes of every entry, as bytes, in journal order.
+_LAST_IMAGES_SQL = "SELECT seq, CAST(changes AS BLOB) FROM journal ORDER BY seq"
+#: How the stored changes of an entry begin, how each change after the first begins, and the
+#: members a change holds after its after-image (docs/design.md, "Canonical encoding": the
+#: members of a change in key order, no whitespace).
+_FIRST, _NEXT = b'[{"after":', b',{"after":'
+_BEFORE, _KEY = b',"before":', b',"key":'
 
 
 def last_images(conn: Connection) -> dict[tuple[str, str], tuple[int, bytes | None]] | None:
     """On SQLite: ``(table, key) -> (seq, after-image)`` of the last change the journal holds
-    for each row, the image as the JSON bytes SQLite's ``json_extract`` writes for it (None
-    for a deletion): SQLite walks the stored changes in C, and Python never parses them.
-    None where that cannot be done (another database, a SQLite without JSON functions,
-    changes that are not a list of objects naming a table and a key): the caller then
-    decodes the changes itself (:func:`iter_changes`).
+    for each row, the image as its stored bytes (None for a deletion), cut out of each
+    entry's stored changes without parsing a row image: Python never decodes one.
 
-    ``json_extract`` writes a nested object back from its parse, copying each string and
-    number token as stored and keeping member order, so the image of a canonically stored
-    change is its canonical encoding; a caller comparing these bytes must still treat a
-    difference as "compare the values", never as proof of one."""
+    The stored changes are the canonical encoding of a list of changes, each
+    ``{"after":A,"before":B,"key":K,"table":T}`` with ``A`` and ``B`` flat row objects (or
+    null), whose strings escape every ``"``: the list splits at each ``,{"after":``, and a
+    change's after-image ends at its one ``,"before":``. Only ``"key":K,"table":T`` is
+    parsed (orjson), and must be two strings. None where any entry is not so (another
+    database, changes that are not such a list, a change that does not split so): the caller
+    then decodes the changes itself (:func:`iter_changes`). A caller comparing these bytes
+    must still treat a difference as "compare the values", never as proof of one."""
     if conn.dialect.name != "sqlite":
         return None
     raw = conn.connection.dbapi_connection
     assert raw is not None
     cur = raw.cursor()
-    last: dict[tuple[str, str], tuple[int, int, bytes | None]] = {}
+    last: dict[tuple[str, str], tuple[int, bytes | None]] = {}
+    loads = orjson.loads
     try:
         cur.execute(_LAST_IMAGES_SQL)
-        while rows := cur.fetchmany(10_000):
-            for seq, at, table, key, after in rows:
-                k = (table, key)
-                had = last.get(k)
-                if had is None or (seq, at) > had[:2]:
-                    last[k] = (seq, at, after)
-    except sqlite3.Error:
+        while rows := cur.fetchmany(5_000):
+            for seq, changes in rows:
+                if changes == b"[]":
+                    continue
+                if type(changes) is not bytes or not changes.startswith(_FIRST) \
+                        or not changes.endswith(b"}]"):
+                    return None
+                for change in changes[len(_FIRST):-1].split(_NEXT):
+                    # change: A,"before":B,"key":K,"table":T}
+                    i, j = change.find(_BEFORE), change.rfind(_KEY)
+                    if i < 0 or j < i or change.find(_BEFORE, i + 1) >= 0:
+                        return None
+                    tail = loads(b"{" + change[j + 1:])
+                    if len(tail) != 2 or type(tail.get("key")) is not str \
+                            or type(tail.get("table")) is not str:
+                        return None
+                    after = change[:i]
+                    last[(tail["table"], tail["key"])] = (
+                        seq, None if after == b"null" else after)
+    except (sqlite3.Error, ValueError, AttributeError):  # not JSON; not an object
         return None
     finally:
         cur.close()
-    if not all(type(t) is str and type(k) is str and (a is None or type(a) is bytes)
-               for (t, k), (_s, _i, a) in last.items()):
-        return None
-    return {k: (seq, after) for k, (seq, _at, after) in last.items()}
+    return last
 
 
 def entries_for_subject(conn: Connection, subject: str, *, stop: int | None = None
