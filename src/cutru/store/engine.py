@@ -112,7 +112,7 @@ def _unavailable(exc: OperationalError | sqlite3.OperationalError) -> CutruError
     if "no such column" in text or "no such table" in text or "does not exist" in text:
         return ConfigError(f"the database schema is not current ({text}); run `cutru init`",
                            field="database_url", rule="db.schema")
-    if text.startswith("Could not decode to UTF-8"):
+    if _not_utf8(exc):
         return IntegrityFailure(f"the database holds text that is not UTF-8 ({text}), which "
                                 "the application never writes: it was changed by other "
                                 "means; run `cutru verify`", rule="db.not_utf8")
@@ -151,8 +151,8 @@ def fetch_escaping(conn: Connection, fetch: Callable[[], _T]) -> _T:
     ``.encode("utf-8", "surrogateescape")`` gives back the stored bytes."""
     try:
         return fetch()
-    except (sqlite3.OperationalError, OperationalError):
-        if conn.dialect.name != "sqlite":
+    except (sqlite3.OperationalError, OperationalError) as exc:
+        if conn.dialect.name != "sqlite" or not _not_utf8(exc):
             raise
         raw = conn.connection.dbapi_connection
         assert raw is not None
@@ -162,6 +162,11 @@ def fetch_escaping(conn: Connection, fetch: Callable[[], _T]) -> _T:
             return fetch()
         finally:
             raw.text_factory = before
+
+
+def _not_utf8(exc: OperationalError | sqlite3.OperationalError) -> bool:
+    """Whether the error is the sqlite3 driver refusing to decode stored text as UTF-8."""
+    return str(getattr(exc, "orig", None) or exc).startswith("Could not decode to UTF-8")
 
 
 def _surrogate_escaped(data: bytes) -> str:
