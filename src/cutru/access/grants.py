@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from cutru.access.decision import Grant
+from cutru.domain.dates import add_working_days
 from cutru.domain.fields import FIELDS_BY_NAME, SENSITIVE_FIELDS
 from cutru.domain.person import age_on
 from cutru.domain.rules import violation
@@ -30,17 +31,6 @@ DECREE = "Decree 62/2021/NĐ-CP Art. 13(4)"
 WORKING_DAYS = 2
 MAX_GRANT_DAYS = 90
 RELATIONS = ("self", "legal_representative", "heir")
-
-
-def add_working_days(start: date, days: int) -> date:
-    """``days`` working days (Monday to Friday) after ``start``. Public holidays are not
-    modelled: a deadline that falls after one is a day early, never late."""
-    d = start
-    while days > 0:
-        d += timedelta(days=1)
-        if d.weekday() < 5:
-            days -= 1
-    return d
 
 
 def consent_rule(person: dict[str, Any], relation: str, today: date) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+from functools import cache
+
+import holidays
 
 from cutru.errors import InputError
 
@@ -70,3 +73,40 @@ def parse_date(text: str, field: str) -> date:
         raise InputError(
             f"{field} must be a date YYYY-MM-DD, got {text!r}", field=field, rule="date.format"
         ) from None
+
+
+@cache
+def _calendar(year: int) -> holidays.HolidayBase:
+    return holidays.country_holidays("VN", years=year)
+
+
+def days_off(year: int) -> frozenset[date]:
+    """Vietnam's public holidays in ``year`` and the days off given for them: New Year, the
+    Lunar New Year (Tết), the Hùng Kings' day, 30 April, 1 May, National Day (Labour Code
+    45/2019/QH14 Art. 112), days off in lieu when a holiday falls on a weekend, and the
+    days off the government moves each year. The calendar, lunar dates included, is the
+    ``holidays`` package's."""
+    return frozenset(_calendar(year))
+
+
+def is_working_day(day: date) -> bool:
+    """Monday to Friday except :func:`days_off`, and the Saturdays the government makes
+    working days in exchange for a day off moved next to a holiday."""
+    return bool(_calendar(day.year).is_working_day(day))
+
+
+def add_working_days(start: date, days: int) -> date:
+    """The date ``days`` working days after ``start`` (the authority's deadlines of the Law
+    on Residence and of Decree 62/2021 count working days).
+
+    >>> add_working_days(date(2026, 11, 27), 2)  # Friday: Monday, then Tuesday
+    datetime.date(2026, 12, 1)
+    >>> add_working_days(date(2026, 4, 29), 2)  # 30 April and 1 May are days off
+    datetime.date(2026, 5, 5)
+    """
+    day = start
+    while days > 0:
+        day += timedelta(days=1)
+        if is_working_day(day):
+            days -= 1
+    return day

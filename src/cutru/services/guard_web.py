@@ -14,7 +14,6 @@ from typing import Any
 from sqlalchemy import select
 
 from cutru.access.decision import Declaration, Resource
-from cutru.access.grants import add_working_days
 from cutru.access.policy import ResourceKind
 from cutru.access.principals import Principal
 from cutru.backup.archive import list_segments
@@ -22,6 +21,7 @@ from cutru.backup.repository import Repository
 from cutru.backup.service import last_restore_test
 from cutru.backup.snapshot import list_snapshots
 from cutru.domain import enums, units
+from cutru.domain.dates import add_working_days
 from cutru.domain.fields import PERSON_FIELDS
 from cutru.domain.person import ADJUSTABLE, CORRECTABLE
 from cutru.domain.rules import LAW
