@@ -4,6 +4,7 @@ batch, and the journal it writes verifies."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from cutru.errors import ImportLineError
 from cutru.services import importer
 from cutru.services.registry import Registry
 from cutru.store.schema import PROJECTION, journal
+from tests.conftest import Clock, make_settings
 from tests.helpers import OFFICER, household_line, person
 
 
@@ -82,3 +84,26 @@ def test_a_batch_with_hooks_refuses_to_spill(registry: Registry) -> None:
         b.before_commit.append(lambda conn, entries: None)
         b.spill()
     assert _counts(registry) == (0, 0)
+
+
+def test_an_import_batch_runs_with_the_bulk_page_cache(tmp_path: Path, clock: Clock,
+                                                       small_chunks: None,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """On SQLite (PostgreSQL has no per-connection page cache to set)."""
+    registry = Registry(make_settings(tmp_path, f"sqlite:///{tmp_path / 'bulk.db'}",
+                                      sqlite_bulk_cache_mib=96), clock=clock)
+    registry.init()
+    caches: list[int] = []
+    apply_chunk = importer._apply_chunk
+
+    def observed(b: Any, *args: Any) -> None:
+        caches.append(-int(b.conn.exec_driver_sql("PRAGMA cache_size").scalar_one()))
+        apply_chunk(b, *args)
+
+    monkeypatch.setattr(importer, "_apply_chunk", observed)
+    importer.import_records(registry.runner, _lines(4), actor=OFFICER, batch_lines=0)
+    assert caches == [96 * 1024, 96 * 1024]
+    with registry.db.read() as conn:
+        assert -int(conn.exec_driver_sql("PRAGMA cache_size").scalar_one()) == \
+            registry.settings.sqlite_cache_mib * 1024
+    registry.close()

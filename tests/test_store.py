@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -136,3 +137,26 @@ def test_sqlite_connections_get_the_configured_page_cache(tmp_path: Path,
     monkeypatch.setenv("CUTRU_SQLITE_CACHE_MIB", "0")
     with pytest.raises(ValidationError, match="sqlite_cache_mib"):
         Settings(data_dir=tmp_path / "b", key_dir=tmp_path / "k")
+
+
+def test_bulk_transactions_have_the_bulk_page_cache_then_the_usual_one(tmp_path: Path) -> None:
+    """An import's transactions get ``sqlite_bulk_cache_mib``; the pooled connection goes
+    back to ``sqlite_cache_mib`` after, whether the transaction committed or rolled back."""
+    db = Database(f"sqlite:///{tmp_path / 'bulk.db'}", sqlite_cache_mib=8,
+                  sqlite_bulk_cache_mib=96)
+    migrate.upgrade(db)
+    insert = text("INSERT INTO meta (name, value) VALUES (:n, 'v')")
+
+    def cache_kib(conn: Any) -> int:
+        return -int(conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
+
+    with db.begin_bulk() as conn:
+        assert cache_kib(conn) == 96 * 1024
+        conn.execute(insert, {"n": "kept"})
+    with pytest.raises(RuntimeError), db.begin_bulk() as conn:
+        conn.execute(insert, {"n": "undone"})
+        raise RuntimeError("a rejected batch")
+    with db.read() as conn:
+        assert cache_kib(conn) == 8 * 1024
+        assert [r[0] for r in conn.execute(text("SELECT name FROM meta"))] == ["kept"]
+    db.dispose()

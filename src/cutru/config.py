@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     sqlite_synchronous: str = Field("FULL", description="SQLite PRAGMA synchronous")
     sqlite_cache_mib: int = Field(
         64, ge=1, le=65536, description="SQLite page cache per connection, in MiB")
+    sqlite_bulk_cache_mib: int = Field(
+        1024, ge=1, le=65536,
+        description="SQLite page cache of the connection that imports, while it does, in MiB")
     policy_path: Path | None = Field(
         None, description="access policy file (TOML); default: the shipped policy")
     session_ttl_minutes: int = Field(30, ge=1, le=24 * 60, description="web/API session life")

@@ -156,7 +156,8 @@ def demo_seed(
     persons: Annotated[int, typer.Option(min=1, help="How many persons to create.")] = 1000,
     seed: Annotated[int, typer.Option(help="Same seed, same registry.")] = 0,
     today: Annotated[str | None, typer.Option(help="Reference date (default: today).")] = None,
-    batch_lines: Annotated[int, typer.Option(min=1, help="Lines per transaction.")] = 2000,
+    batch_lines: Annotated[int, typer.Option(min=0, help="Lines per transaction; 0 = the whole "
+                                                        "run is one batch.")] = 0,
 ) -> None:
     """Create realistic synthetic residents (deterministic for a given seed)."""
     import random

@@ -194,7 +194,7 @@ def _import(runner: UnitRunner, it: Iterator[tuple[int, dict[str, Any]]], actor:
             helper = stack.enter_context(helper_process())
             started = True
         left = batch_lines - len(chunk) if batch_lines else -1  # lines the batch may add
-        with runner.batch(helper=helper) as b:
+        with runner.batch(helper=helper, bulk=True) as b:
             while chunk:
                 persons_before = result.persons
                 with collector_paused():

@@ -49,7 +49,8 @@ class Registry:
         otherwise look tampered with)."""
         self.settings = settings
         self.db = db or Database(settings.url, sqlite_synchronous=settings.sqlite_synchronous,
-                                 sqlite_cache_mib=settings.sqlite_cache_mib)
+                                 sqlite_cache_mib=settings.sqlite_cache_mib,
+                                 sqlite_bulk_cache_mib=settings.sqlite_bulk_cache_mib)
         if not upgrading:
             migrate.require_current(self.db)
         self.clock = clock

@@ -130,11 +130,13 @@ class UnitRunner:
         self.on_commit: Callable[[Entry, Entry], None] | None = None
 
     @contextmanager
-    def batch(self, *, helper: Helper | None = None) -> Iterator[Batch]:
+    def batch(self, *, helper: Helper | None = None, bulk: bool = False) -> Iterator[Batch]:
         """One transaction for several operations. With a ``helper`` process, a large
-        batch's state digests are computed there while its rows are written here."""
+        batch's state digests are computed there while its rows are written here; ``bulk``
+        (an import) gives the transaction the larger page cache of
+        :meth:`~cutru.store.engine.Database.begin_bulk`."""
         span: list[Entry] = []  # the first and the last entry written
-        with self.db.begin() as conn:
+        with self.db.begin_bulk() if bulk else self.db.begin() as conn:
             head = journal_store.lock_head(conn)
             batch = Batch(conn, RowWriter(conn), local_date(self.clock()), self.new_key,
                           self.keys)
