@@ -125,7 +125,9 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"Command: `{p['command']}`. Synthetic registry: "
         f"`synthetic.generate(N, seed={p['seed']}, today={p['today']})`, "
-        f"{p['batch_lines']:,} lines per transaction. Rates are persons per second of "
+        + (f"{p['batch_lines']:,} lines per transaction" if p["batch_lines"] else
+           "each import one transaction (the CLI's default)")
+        + ". Rates are persons per second of "
         "wall-clock time; latencies are per call on a warm cache, in milliseconds.",
         "",
         "## Machine",

@@ -14,12 +14,13 @@ from sqlalchemy import Table, create_engine
 from sqlalchemy.engine import make_url
 
 from cutru.services.registry import Registry
-from cutru.store.engine import SQLITE_CACHE_MIB
+from cutru.store.engine import SQLITE_BULK_CACHE_MIB
 from cutru.store.schema import PROJECTION, metadata
 
-#: The PRAGMAs cutru's engine sets (cutru.store.engine), applied to the bare database too.
+#: The PRAGMAs cutru's engine sets on the connection that imports (cutru.store.engine,
+#: ``Database.begin_bulk``: its page cache is the bulk one), applied to the bare load too.
 PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
-           f"PRAGMA cache_size=-{SQLITE_CACHE_MIB * 1024}")
+           f"PRAGMA cache_size=-{SQLITE_BULK_CACHE_MIB * 1024}")
 PROJECTION_NAMES = frozenset(t.name for t in PROJECTION)
 
 

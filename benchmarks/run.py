@@ -335,8 +335,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "to; scratch databases are created and dropped beside it; default "
                    "$CUTRU_BENCH_PG_URL or postgres@127.0.0.1:5432/test)")
     p.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
-    p.add_argument("--batch-lines", type=int, default=2000,
-                   help="import lines per transaction (default 2000, as demo seed)")
+    p.add_argument("--batch-lines", type=int, default=0,
+                   help="import lines per transaction (default 0: the whole import is one "
+                        "transaction, as `cutru import` and `cutru demo seed` do)")
     p.add_argument("--lookups", type=int, default=2000, help="ID-number lookups (2000)")
     p.add_argument("--as-of-lookups", type=int, default=500, help="--as-of lookups (500)")
     p.add_argument("--work-dir", type=Path, default=HERE / "work",
