@@ -47,11 +47,11 @@ from cutru.errors import (
 from cutru.journal import canonical
 from cutru.journal.entry import ENTRY_PREFIX, GENESIS, Change, Entry, encode_body, encode_changes
 from cutru.journal.helper import Helper, helper_process
-from cutru.journal.lthash import LtHash, Summer
+from cutru.journal.lthash import LtHash, Summer, key_elements
 from cutru.journal.signing import SignedCheckpoint, SigningKey
 from cutru.store import journal_store, migrate
 from cutru.store.engine import Database
-from cutru.store.projection import elements, encoded_rows, reader
+from cutru.store.projection import encoded_rows, reader
 from cutru.store.rows import Delta, delta
 from cutru.store.schema import PROJECTION, PROJECTION_BY_NAME
 
@@ -868,7 +868,7 @@ def take_snapshot(db: Database, repo: Repository, signer: SigningKey, *,
             rows_ = size = 0
             prefix = reader(table.name, conn.dialect.name).prefix
             for keys, encoded in encoded_rows(conn, table, ordered=False):
-                summer.add(elements(table.name, keys, encoded), prefix)
+                summer.add(key_elements(keys, encoded), prefix)
                 data = b"\n".join(encoded) + b"\n"
                 pipe.feed(table.name, data)
                 rows_ += len(keys)

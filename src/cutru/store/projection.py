@@ -35,7 +35,7 @@ from sqlalchemy import Connection, Integer, Table
 from cutru.errors import InputError, ProjectionMismatch
 from cutru.journal import canonical
 from cutru.journal.helper import helper_process
-from cutru.journal.lthash import LtHash, Summer, key_elements, table_prefix
+from cutru.journal.lthash import LtHash, Summer, table_prefix
 from cutru.store.engine import fetch_escaping
 from cutru.store.rows import layout
 from cutru.store.schema import PROJECTION, PROJECTION_BY_NAME
@@ -302,12 +302,6 @@ def iter_projection_rows(conn: Connection) -> Iterator[tuple[str, str, dict[str,
     for table in PROJECTION:
         for row in table_rows(conn, table):
             yield table.name, row["key"], row
-
-
-def elements(table_name: str, keys: list[str], encoded: list[bytes]) -> list[bytes]:
-    """The state-digest elements of a batch of rows of one table, without the table prefix
-    (:func:`cutru.journal.lthash.key_element`); ``reader(...).prefix`` goes before each."""
-    return key_elements(keys, encoded)
 
 
 def projection_state(conn: Connection, progress: Callable[[int], None] | None = None, *,
