@@ -11,8 +11,9 @@ import pytest
 from cutru.access import identities
 from cutru.access.principals import Principal, PrincipalKind, Unit
 from cutru.backup import Repository
-from cutru.backup.archive import archive_once, list_segments
-from cutru.backup.targets import LocalTarget
+from cutru.backup import restore as backup_restore
+from cutru.backup.archive import archive_once, list_segments, load_segment
+from cutru.backup.targets import Kind, LocalTarget
 from cutru.errors import InputError, NotFound
 from cutru.services import recovery
 from cutru.services import restore as rs
@@ -93,3 +94,41 @@ def test_two_histories_make_a_target_ambiguous(tmp_path: Path, registry: Registr
         if not reg.db.is_sqlite:  # the kept schema is this test's to drop
             with reg.db.engine.begin() as conn:
                 conn.exec_driver_sql(f'DROP SCHEMA "{swapped["kept_as"]}" CASCADE')
+
+
+def test_a_plan_lists_the_archive_once_and_loads_each_segment_once(
+        tmp_path: Path, registry: Registry, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reg = registry
+    seed(reg, 8)
+    repo = new_repo(LocalTarget(tmp_path / "repo"))
+    key = reg.signing_key
+    assert key is not None
+    keys = reg.public_keys()
+    archive_once(reg.db, repo, key)  # the snapshot
+    for tag in ("một", "hai", "ba"):  # three segments after it
+        clock.advance(minutes=1)
+        adjust(reg, person_keys(reg, 3), tag)
+        archive_once(reg.db, repo, key, public_keys=keys)
+    assert len(list_segments(repo)) >= 3
+    loads: list[str] = []
+    listings: list[object] = []
+    target_list = repo.target.list
+
+    def counted_load(repo_: Repository, name: str, keys_: object) -> object:
+        loads.append(name)
+        return load_segment(repo_, name, keys_)  # type: ignore[arg-type]
+
+    def counted_list(kind: Kind) -> object:
+        listings.append(kind)
+        return target_list(kind)
+
+    # every way a segment is loaded, and the target's own listing
+    monkeypatch.setattr(rs, "load_segment", counted_load)
+    monkeypatch.setattr(backup_restore, "load_segment", counted_load)
+    monkeypatch.setattr(repo.target, "list", counted_list)
+    plan = rs.plan(repo, keys, str(reg.journal_length()))
+    assert plan.seq == reg.journal_length() and len(plan.segments) >= 3
+    assert sorted(loads) == sorted(set(loads))  # each segment loaded once, none again
+    assert set(plan.segments) <= set(loads)
+    assert listings.count(Kind.JOURNAL) == 1

@@ -114,12 +114,19 @@ class _Archive:
             self.by_gen.setdefault(s.generation, []).append(s)
         self._loaded: dict[str, list[Entry]] = {}
 
-    def entries(self, seg: Any) -> list[Entry]:
-        name = segment_name(seg)
+    def names(self) -> list[Any]:
+        """Every segment's name, in :func:`list_segments`' order (listed once, at start)."""
+        return sorted(s for segs in self.by_gen.values() for s in segs)
+
+    def load(self, name: str) -> list[Entry]:
+        """The entries of segment ``name``, loaded and checked the first time only."""
         if name not in self._loaded:
             _header, entries = load_segment(self.repo, name, self.keys)
             self._loaded[name] = entries
         return self._loaded[name]
+
+    def entries(self, seg: Any) -> list[Entry]:
+        return self.load(segment_name(seg))
 
     def at_seq(self, gen: int, seq: int) -> Found | None:
         for seg in sorted(self.by_gen[gen], key=lambda s: -s.last):
@@ -265,9 +272,11 @@ def _route(arch: _Archive, target: Found, asked: str, gen: int | None,
         head = pos.chain_head
         if pos.seq < target.seq:
             reached = pos.seq
-            for name, entries in continuation(arch.repo, snap, arch.keys, target.seq, gen):
+            # the archive's listing and loaded segments, not the repository's again for
+            # each snapshot tried
+            for name, entries in continuation(arch.repo, snap, arch.keys, target.seq, gen,
+                                              names=arch.names(), load=arch.load):
                 segs.append(name)
-                arch._loaded.setdefault(name, entries)
                 last = entries[min(target.seq, entries[-1].seq) - entries[0].seq]
                 reached, head = last.seq, last.hash
             if reached != target.seq:
