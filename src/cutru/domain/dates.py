@@ -77,21 +77,17 @@ def parse_date(text: str, field: str) -> date:
 
 @cache
 def _calendar(year: int) -> holidays.HolidayBase:
-    return holidays.country_holidays("VN", years=year)
-
-
-def days_off(year: int) -> frozenset[date]:
     """Vietnam's public holidays in ``year`` and the days off given for them: New Year, the
     Lunar New Year (Tết), the Hùng Kings' day, 30 April, 1 May, National Day (Labour Code
     45/2019/QH14 Art. 112), days off in lieu when a holiday falls on a weekend, and the
-    days off the government moves each year. The calendar, lunar dates included, is the
-    ``holidays`` package's."""
-    return frozenset(_calendar(year))
+    days off the government moves each year, with the Saturdays worked in exchange. The
+    calendar, lunar dates included, is the ``holidays`` package's."""
+    return holidays.country_holidays("VN", years=year)
 
 
 def is_working_day(day: date) -> bool:
-    """Monday to Friday except :func:`days_off`, and the Saturdays the government makes
-    working days in exchange for a day off moved next to a holiday."""
+    """Monday to Friday except the days off of :func:`_calendar`, and the Saturdays the
+    government makes working days in exchange for a day off moved next to a holiday."""
     return bool(_calendar(day.year).is_working_day(day))
 
 
