@@ -109,14 +109,12 @@ class _Archive:
     def __init__(self, repo: Repository, keys: Mapping[str, bytes]) -> None:
         self.repo, self.keys = repo, keys
         self.snapshots = list_snapshots(repo, keys)
+        #: every segment, listed once (:func:`list_segments`' order)
+        self.names = list_segments(repo)
         self.by_gen: dict[int, list[Any]] = {}
-        for s in list_segments(repo):
+        for s in self.names:
             self.by_gen.setdefault(s.generation, []).append(s)
         self._loaded: dict[str, list[Entry]] = {}
-
-    def names(self) -> list[Any]:
-        """Every segment's name, in :func:`list_segments`' order (listed once, at start)."""
-        return sorted(s for segs in self.by_gen.values() for s in segs)
 
     def load(self, name: str) -> list[Entry]:
         """The entries of segment ``name``, loaded and checked the first time only."""
@@ -275,7 +273,7 @@ def _route(arch: _Archive, target: Found, asked: str, gen: int | None,
             # the archive's listing and loaded segments, not the repository's again for
             # each snapshot tried
             for name, entries in continuation(arch.repo, snap, arch.keys, target.seq, gen,
-                                              names=arch.names(), load=arch.load):
+                                              names=arch.names, load=arch.load):
                 segs.append(name)
                 last = entries[min(target.seq, entries[-1].seq) - entries[0].seq]
                 reached, head = last.seq, last.hash
