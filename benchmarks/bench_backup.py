@@ -221,7 +221,17 @@ def one_size(persons: int, work: Path, steps: Steps, args: argparse.Namespace
             snap = take_snapshot(reg.db, repo, signer)
         full: dict[str, Any] = {"ours": {"seconds": perf_counter() - t0,
                                          "size": size(ours_dir), "name": snap.name}}
-        steps.note(f"  take_snapshot: {full['ours']['seconds']:.2f} s")
+        full["ours"]["layout"] = snap.layout
+        steps.note(f"  take_snapshot ({snap.layout}): {full['ours']['seconds']:.2f} s")
+        # context: the rows layout, which proves the state digest as it reads
+        rows_dir = work / "ours-rows"
+        rows_repo = Repository.init(LocalTarget(rows_dir), Passphrase(PASSPHRASE))
+        t0 = perf_counter()
+        with rows_repo.lock():
+            take_snapshot(reg.db, rows_repo, signer, layout="rows")
+        full["ours_rows"] = {"seconds": perf_counter() - t0, "size": size(rows_dir)}
+        shutil.rmtree(rows_dir)
+        steps.note(f"  take_snapshot (rows): {full['ours_rows']['seconds']:.2f} s")
         wal_checkpoint(db_file)
         run(["restic", "-r", str(restic_dir), "init"], env)
         full["restic"] = {"seconds": run(["restic", "-r", str(restic_dir), "backup", "--quiet",
@@ -364,30 +374,33 @@ def render(results: list[dict[str, Any]], mach: dict[str, Any], args: argparse.N
                 "### 1. Full backup", "",
                 "| Tool | Time (s) | Size (MB) | On disk (MB) | Time ours/peer | Size ours/peer |",
                 "|---|---:|---:|---:|---:|---:|"]
-        for tool in ("ours", "restic", "borg", "sqlite3"):
+        for tool in ("ours", "ours_rows", "restic", "borg", "sqlite3"):
+            if tool not in full:
+                continue
             v = full[tool]
-            label = "cutru `take_snapshot`" if tool == "ours" else {
-                "restic": "`restic backup`", "borg": "`borg create`",
-                "sqlite3": "`sqlite3 .backup`"}[tool]
-            rt = "–" if tool == "ours" else _ratio(o["seconds"], v["seconds"])
-            rs = "–" if tool == "ours" else _ratio(o["size"][0], v["size"][0])
+            label = {"ours": f"cutru `take_snapshot` ({full['ours'].get('layout', 'rows')}, "
+                             "the default)",
+                     "ours_rows": "context: cutru `take_snapshot(layout=\"rows\")`",
+                     "restic": "`restic backup`", "borg": "`borg create`",
+                     "sqlite3": "`sqlite3 .backup`"}[tool]
+            rt = "–" if tool.startswith("ours") else _ratio(o["seconds"], v["seconds"])
+            rs = "–" if tool.startswith("ours") else _ratio(o["size"][0], v["size"][0])
             out.append(f"| {label} | {v['seconds']:.2f} | {_mb(v['size'][0])} | "
                        f"{_mb(v['size'][1])} | {rt} | {rs} |")
         out += ["", "| Target (from the issue) | Ours | Limit | Result |", "|---|---:|---:|---|",
                 f"| full snapshot no slower than `restic backup` of the database file | "
                 f"{o['seconds']:.2f} s | {full['restic']['seconds']:.2f} s | "
                 f"{_met(o['seconds'] <= full['restic']['seconds'])} |"]
-        if "digest" in r and "with its helper" in r["digest"]:
+        if "digest" in r and "with its helper" in r["digest"] and "ours_rows" in full:
             proof = r["digest"]["with its helper"]["seconds"]
-            out += ["", "A snapshot proves the state digest from every row it reads, so that a "
-                    "registry changed around the application is refused instead of backed up "
-                    f"as sound. That proof alone (section 5: read every row, expand and sum, "
-                    f"both processes) takes {proof:.2f} s, {proof / full['restic']['seconds']:.0%}"
-                    f" of restic's whole backup ({full['restic']['seconds']:.2f} s), which reads "
-                    "the file and proves nothing of its content. Parity needs a snapshot that "
-                    "does not rehash the rows (a physical copy of the database pages, its "
-                    "digest proved at restore and by the restore drills): a design change, "
-                    "not a faster loop."]
+            out += ["", "The default snapshot of a SQLite registry copies its database file "
+                    "(the *pages* layout, docs/design.md \"Pages snapshots\"): one committed "
+                    "state, pinned while writers go on, cut into 64 MiB regions that this "
+                    "process and a helper chunk, compress and seal at once. It does not read "
+                    "rows, so it does not prove the state digest; every restore, the restore "
+                    "drills and `cutru verify` do. The *rows* layout, shown for context, "
+                    "reads every row and proves the digest as it goes (section 5: that proof "
+                    f"alone takes {proof:.2f} s with both processes)."]
         ao, sn, rs_, bo = change["archive_once"], change["snapshot"], change["restic"], \
             change["borg"]
         t_target = 0.10 * o["seconds"]
@@ -420,8 +433,10 @@ def render(results: list[dict[str, Any]], mach: dict[str, Any], args: argparse.N
                 f"({'within' if sn['added'] <= b_target else 'above'} the 1/100 bound) and "
                 f"takes {_ratio(sn['seconds'], o['seconds'])} of our full snapshot's time "
                 f"({'within' if sn['seconds'] <= t_target else 'above'} the 10% bound), "
-                "because a snapshot reads every row again and proves the state digest "
-                "from them (the rows it did not need to store are still read and hashed).", "",
+                "because a snapshot reads the whole database file again (the regions it "
+                "did not need to store are still read, chunked and hashed), and a change "
+                "to a row changes whole pages: the row's, those of every index it is in, "
+                "and the journal's.", "",
                 "### 3. Verify, reading every byte", "",
                 "| Tool | Time (s) | ours/peer | Result |", "|---|---:|---:|---|"]
         ov = verify["ours"]

@@ -110,3 +110,16 @@ def registry(settings: Settings, clock: Clock) -> Iterator[Registry]:
     reg.init()
     yield reg
     reg.close()
+
+
+@pytest.fixture
+def sqlite_registry(tmp_path: Path, clock: Clock) -> Iterator[Registry]:
+    """A registry on a SQLite file, for what only a SQLite file has (its pages)."""
+    import random
+
+    url = f"sqlite:///{tmp_path / 'data' / 'cutru.db'}"
+    reg = Registry(make_settings(tmp_path, url, checkpoint_interval=5), clock=clock,
+                   new_key=KeyFactory(random.Random(7).getrandbits))
+    reg.init()
+    yield reg
+    reg.close()

@@ -212,7 +212,7 @@ def test_the_journal_blobs_of_the_snapshot_before_are_reused_exactly(
     key = registry.signing_key
     assert key is not None
     repo = new_repo(MemoryTarget())
-    first = take_snapshot(registry.db, repo, key, helper=helper)
+    first = take_snapshot(registry.db, repo, key, helper=helper, layout="rows")
     adjust(registry, person_keys(registry, 5), "kỹ sư")
 
     reused: list[Any] = []
@@ -224,11 +224,11 @@ def test_the_journal_blobs_of_the_snapshot_before_are_reused_exactly(
         return found
 
     monkeypatch.setattr(snapshot, "_journal_reuse", spy)
-    second = take_snapshot(registry.db, repo, key, helper=helper)
+    second = take_snapshot(registry.db, repo, key, helper=helper, layout="rows")
     assert reused[0] is not None and reused[0].snapshot == first.name
     assert reused[0].skip > first.streams["journal"].bytes // 2
     monkeypatch.setattr(snapshot, "_journal_reuse", lambda *_: (None, None))
-    third = take_snapshot(registry.db, repo, key, helper=helper)
+    third = take_snapshot(registry.db, repo, key, helper=helper, layout="rows")
     assert third.new_blobs == 0 and streams_of(third) == streams_of(second)
     db = new_db(tmp_path)
     try:
@@ -245,7 +245,7 @@ def test_reuse_still_reads_and_checks_every_entry(registry: Registry) -> None:
     key = registry.signing_key
     assert key is not None
     repo = new_repo(MemoryTarget())
-    take_snapshot(registry.db, repo, key)
+    take_snapshot(registry.db, repo, key, layout="rows")
     adjust(registry, person_keys(registry, 2), "thợ điện")
     with registry.db.engine.begin() as conn:
         if registry.db.is_sqlite:
@@ -254,7 +254,7 @@ def test_reuse_still_reads_and_checks_every_entry(registry: Registry) -> None:
             conn.execute(text("DROP TRIGGER journal_no_change ON journal"))
         conn.execute(text("UPDATE journal SET actor = 'kẻ giả' WHERE seq = 2"))
     with pytest.raises(JournalChainBroken):
-        take_snapshot(registry.db, repo, key)
+        take_snapshot(registry.db, repo, key, layout="rows")
 
 
 def _children(pid: int) -> list[int]:

@@ -21,7 +21,7 @@ from cutru.backup import naming
 from cutru.backup.archive import decode_segment, list_segments, segment_name
 from cutru.backup.crypto import associated_data
 from cutru.backup.repository import Repository
-from cutru.backup.snapshot import STREAMS, _Counter, load_snapshot, read_stream, save_stream
+from cutru.backup.snapshot import _Counter, load_snapshot, read_blobs, save_stream
 from cutru.backup.targets import Handle, Kind
 
 Progress = Callable[[int], None]
@@ -59,10 +59,10 @@ def copy_snapshot(src: Repository, dst: Repository, name: str,
     where = f"snapshots/{name}"
     counter = _Counter()
     streams = []
-    for stream_name in STREAMS:
-        info = snap.stream(stream_name)
-        lines = (line + b"\n" for line in read_stream(src, info, where))
-        streams.append(save_stream(dst, stream_name, lines, counter).to_dict())
+    for stream in snap.body["streams"]:  # in the manifest's order
+        info = snap.stream(stream["name"])
+        loaded = read_blobs(src, info, where)  # each blob checked as it is loaded
+        streams.append(save_stream(dst, info.name, loaded, counter, rows=info.rows).to_dict())
         progress(1)
     body = {**snap.body, "new_blobs": counter.new_blobs, "new_bytes": counter.new_bytes,
             "streams": streams}

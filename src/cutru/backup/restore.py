@@ -15,13 +15,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, insert, select, update
 
-from cutru.backup import naming
+from cutru.backup import naming, pages
 from cutru.backup.archive import (
     Linked,
     decode_segment,
@@ -35,12 +36,14 @@ from cutru.backup.snapshot import (
     CHECKPOINT_STREAM,
     JOURNAL_STREAM,
     KIND,
+    LAYOUT_PAGES,
     Position,
     ReplayEntry,
     SnapshotInfo,
     StoredEntry,
     load_snapshot,
     parse_replay_line,
+    read_blobs,
     read_stream,
 )
 from cutru.errors import (
@@ -55,6 +58,7 @@ from cutru.errors import (
 from cutru.journal import canonical
 from cutru.journal.entry import GENESIS
 from cutru.journal.helper import Helper, HelperFailed, helper_process
+from cutru.journal.lthash import LtHash
 from cutru.journal.signing import SignedCheckpoint, verify_checkpoint
 from cutru.runtime import collector_paused
 from cutru.store import audit_store, journal_store, migrate
@@ -119,8 +123,12 @@ def restore_snapshot(repo: Repository, name: str, target_db: Database, *,
     if not segments and upto not in (None, base.seq):
         raise InputError("a position after the snapshot needs the archived segments",
                          field="upto", rule="backup.restore_position")
-    migrate.upgrade(target_db)
     where = f"snapshots/{name}"
+    if snap.layout == LAYOUT_PAGES:
+        return _restore_pages(repo, snap, target_db, public_keys=public_keys, upto=upto,
+                              segments=segments, progress=progress, generation=generation,
+                              started=started)
+    migrate.upgrade(target_db)
     replay = segments and (upto is None or upto > base.seq)
     names = list_segments(repo) if replay else []
     reach = max((s.last for s in names), default=0)
@@ -151,23 +159,103 @@ def restore_snapshot(repo: Repository, name: str, target_db: Database, *,
                 last = _apply_segments(conn, snap, last, upto, public_keys, used, progress,
                                        generation, load)
             replay_ms = int((time.monotonic() - replay_started) * 1000)
-        position = Position(last.seq, last.hash, last.ts, last.digest) if last.seq > base.seq \
-            else base
-        if upto is not None and position.seq != upto:
-            raise NotFound(f"the archive continues snapshot {name} only to entry "
-                           f"{position.seq}, not to {upto}", field="upto",
-                           rule="backup.restore_position")
-        state, count = projection_state(conn)
-        if state.digest() != position.state_digest:
-            raise ProjectionMismatch(
-                f"the restored tables give state digest {state.digest()}, not the digest "
-                f"{position.state_digest} recorded at entry {position.seq}: restore refused",
-                expected=position.state_digest, got=state.digest())
-        conn.execute(update(journal_head).where(journal_head.c.id == 1).values(
-            seq=position.seq, hash=position.chain_head, ts=position.ts,
-            lthash=state.to_bytes()))
+        position, state, count = _prove(conn, snap, last, upto)
     return RestoreResult(name, position, state.digest(), count, position.seq, used,
                          int((time.monotonic() - started) * 1000), replay_ms)
+
+
+def _restore_pages(repo: Repository, snap: SnapshotInfo, target_db: Database, *,
+                   public_keys: Mapping[str, bytes], upto: int | None, segments: bool,
+                   progress: Progress, generation: int | None, started: float
+                   ) -> RestoreResult:
+    """A pages snapshot: its database file written in place of ``target_db``'s (a SQLite
+    file that does not exist or holds no registry), the archived entries after it replayed
+    in one transaction, then the state digest recomputed from the tables and proved. On any
+    failure the file is removed and an empty one (the current schema, no registry) takes its
+    place: nothing restored is left, as a rows restore leaves nothing."""
+    where = f"snapshots/{snap.name}"
+    base = snap.position
+    path = _clear_target(target_db)
+    info = snap.stream(pages.FILE_STREAM)
+    page = max(1, info.bytes // max(1, info.rows))
+    try:
+        pages.write_file(read_blobs(repo, info, where), path, info.bytes, where,
+                         lambda n: progress(n // page))
+        migrate.upgrade(target_db)  # a snapshot of an older schema is brought up to date
+        replay = segments and (upto is None or upto > base.seq)
+        names = list_segments(repo) if replay else []
+        reach = max((s.last for s in names), default=0)
+        used: list[str] = []
+        with ExitStack() as stack, target_db.begin_bulk() as conn:
+            stack.enter_context(collector_paused())
+            head = journal_store.read_head(conn)
+            if (head.seq, head.hash, head.state.digest()) != (
+                    base.seq, base.chain_head, base.state_digest):
+                raise RepositoryDamaged(f"{where}: its database file does not hold the "
+                                        f"position its manifest signs (entry {base.seq})",
+                                        object=where)
+            last = _Last(base.seq, base.chain_head, base.ts, base.state_digest)
+            replay_started = time.monotonic()
+            if replay:
+                helper = stack.enter_context(helper_process()) if min(
+                    reach, upto or reach) - base.seq >= HELPER_MIN_ENTRIES else None
+                prefer = generation if generation is not None else snap.generation
+                load = _Loader(repo, public_keys, helper, names, prefer, upto)
+                last = _apply_segments(conn, snap, last, upto, public_keys, used, progress,
+                                       generation, load)
+            replay_ms = int((time.monotonic() - replay_started) * 1000)
+            position, state, count = _prove(conn, snap, last, upto)
+    except BaseException:
+        target_db.dispose()
+        pages.remove_database(path)
+        with suppress(CutruError):  # left as a rows restore leaves it: empty, schema current
+            migrate.upgrade(target_db)
+        raise
+    return RestoreResult(snap.name, position, state.digest(), count, position.seq, used,
+                         int((time.monotonic() - started) * 1000), replay_ms)
+
+
+def _prove(conn: Connection, snap: SnapshotInfo, last: _Last, upto: int | None
+           ) -> tuple[Position, LtHash, int]:
+    """The position reached (it must be ``upto`` when given), proved: the state digest
+    recomputed from the restored tables must be the one recorded there. The journal head is
+    set to it."""
+    base = snap.position
+    position = Position(last.seq, last.hash, last.ts, last.digest) if last.seq > base.seq \
+        else base
+    if upto is not None and position.seq != upto:
+        raise NotFound(f"the archive continues snapshot {snap.name} only to entry "
+                       f"{position.seq}, not to {upto}", field="upto",
+                       rule="backup.restore_position")
+    state, count = projection_state(conn)
+    if state.digest() != position.state_digest:
+        raise ProjectionMismatch(
+            f"the restored tables give state digest {state.digest()}, not the digest "
+            f"{position.state_digest} recorded at entry {position.seq}: restore refused",
+            expected=position.state_digest, got=state.digest())
+    conn.execute(update(journal_head).where(journal_head.c.id == 1).values(
+        seq=position.seq, hash=position.chain_head, ts=position.ts, lthash=state.to_bytes()))
+    return position, state, count
+
+
+def _clear_target(db: Database) -> Path:
+    """The file a pages snapshot is restored into: ``db``'s, which must be a SQLite file
+    that does not exist or holds no registry (an empty schema is removed, with its WAL)."""
+    path = pages.sqlite_path(db)
+    if path is None:
+        raise InputError("a pages snapshot (a SQLite database file) restores into a SQLite "
+                         "file only; to move a registry to PostgreSQL, restore it into a "
+                         "SQLite file, then take a rows snapshot of that "
+                         "(`cutru backup snapshot --layout rows`) and restore that",
+                         field="target", rule="backup.pages_need_sqlite")
+    if path.exists():
+        with db.read() as conn:
+            if conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                                    "AND name = 'journal'").first() is not None:
+                _require_empty(conn, db)
+        db.dispose()
+        pages.remove_database(path)
+    return path
 
 
 @dataclass

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, Table, func, select, text
 
-from cutru.backup import blobs, naming
+from cutru.backup import blobs, naming, pages
 from cutru.backup.blobs import BlobSealer, Cut
 from cutru.backup.manifest import Manifest
 from cutru.backup.pack import BlobType
@@ -58,6 +58,13 @@ from cutru.store.schema import PROJECTION, PROJECTION_BY_NAME
 #: 2 since state digest format 2 (docs/design.md, "State digest"); format 1 manifests record
 #: digests this build cannot recompute, and are refused by name.
 SNAPSHOT_FORMAT = 2
+#: The format of a pages snapshot (:mod:`cutru.backup.pages`): a build that reads only rows
+#: snapshots refuses it by its format, with a clear message.
+PAGES_FORMAT = 3
+LAYOUT_ROWS = "rows"
+LAYOUT_PAGES = "pages"
+#: ``auto``: pages for a SQLite file, rows otherwise (PostgreSQL).
+LAYOUTS = ("auto", LAYOUT_PAGES, LAYOUT_ROWS)
 KIND = "snapshot"
 JOURNAL_STREAM = "journal"
 CHECKPOINT_STREAM = "checkpoints"
@@ -174,10 +181,19 @@ class SnapshotInfo:
     new_bytes: int
     duration_ms: int
     body: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    layout: str = LAYOUT_ROWS  # rows, or pages: the SQLite database file
+
+    @property
+    def pages(self) -> int:
+        """Database pages in a pages snapshot (0 in a rows snapshot)."""
+        return self.streams[pages.FILE_STREAM].rows if self.layout == LAYOUT_PAGES else 0
 
     @property
     def rows(self) -> int:
-        """Projection rows (the journal and checkpoint streams are not counted)."""
+        """Projection rows (the journal and checkpoint streams are not counted; 0 in a pages
+        snapshot, which copies the file without counting them)."""
+        if self.layout == LAYOUT_PAGES:
+            return 0
         return sum(s.rows for n, s in self.streams.items()
                    if n not in (JOURNAL_STREAM, CHECKPOINT_STREAM))
 
@@ -199,10 +215,11 @@ class SnapshotInfo:
                              field="snapshot", rule="backup.not_a_snapshot")
         body = manifest.body
         fmt = body.get("format")
-        if type(fmt) is int and fmt != SNAPSHOT_FORMAT and fmt >= 1:
+        if type(fmt) is int and fmt not in (SNAPSHOT_FORMAT, PAGES_FORMAT) and fmt >= 1:
             raise RepositoryVersionError(f"{where} has snapshot format {fmt}; this build reads "
-                                         f"{SNAPSHOT_FORMAT}{OLD_DIGESTS if fmt < 2 else ''}",
-                                         object=where)
+                                         f"{SNAPSHOT_FORMAT} and {PAGES_FORMAT}"
+                                         f"{OLD_DIGESTS if fmt < 2 else ''}", object=where)
+        layout = LAYOUT_PAGES if fmt == PAGES_FORMAT else LAYOUT_ROWS
         try:
             streams = [StreamInfo.from_dict(s, where) for s in body["streams"]]
             info = cls(
@@ -213,11 +230,13 @@ class SnapshotInfo:
                 checkpoint=body["checkpoint"], external_checkpoint=body["external_checkpoint"],
                 generation=body["generation"], reason=body["reason"],
                 new_blobs=body["new_blobs"], new_bytes=body["new_bytes"],
-                duration_ms=body["duration_ms"], body=body,
+                duration_ms=body["duration_ms"], body=body, layout=layout,
             )
         except (KeyError, TypeError):
             raise _damaged(where, "it is not a well-formed snapshot manifest") from None
-        if fmt != SNAPSHOT_FORMAT or set(info.streams) != set(STREAMS):
+        want = {pages.FILE_STREAM} if layout == LAYOUT_PAGES else set(STREAMS)
+        if fmt not in (SNAPSHOT_FORMAT, PAGES_FORMAT) or set(info.streams) != want or (
+                layout == LAYOUT_PAGES and info.database != "sqlite"):
             raise _damaged(where, "it is not a well-formed snapshot manifest")
         return info
 
@@ -755,15 +774,20 @@ class _Pipeline:
                 self._store(stream, answer)
 
     def _store(self, stream: str, cuts: list[Cut]) -> None:
-        ids = self.ids[stream]
-        for blob_id, plain_length, sealed in cuts:
-            ids.append(blob_id)
-            if sealed is None:
-                if not self.repo.has_blob(blob_id):  # the sealer's view is the repository's
-                    raise _damaged("data/", f"blob {blob_id.hex()} vanished while saving")
-            elif self.repo.put_sealed(BlobType.DATA, blob_id, sealed, plain_length):
-                self.counter.new_blobs += 1
-                self.counter.new_bytes += plain_length
+        self.ids[stream] += (c[0] for c in cuts)
+        keep_cuts(self.repo, self.counter, cuts)
+
+
+def keep_cuts(repo: Repository, counter: _Counter, cuts: list[Cut]) -> None:
+    """Add the sealed blobs of ``cuts`` to the repository's packs (counted when new); a
+    chunk the sealer found already stored must still be there."""
+    for blob_id, plain_length, sealed in cuts:
+        if sealed is None:
+            if not repo.has_blob(blob_id):  # the sealer's view is the repository's
+                raise _damaged("data/", f"blob {blob_id.hex()} vanished while saving")
+        elif repo.put_sealed(BlobType.DATA, blob_id, sealed, plain_length):
+            counter.new_blobs += 1
+            counter.new_bytes += plain_length
 
 
 def _stream_info(repo: Repository, counter: _Counter, name: str, rows: int, size: int,
@@ -774,39 +798,59 @@ def _stream_info(repo: Repository, counter: _Counter, name: str, rows: int, size
     return StreamInfo(name, rows, size, len(ids), tuple(naming.format_id(t) for t in trees))
 
 
-def save_stream(repo: Repository, name: str, lines: Iterable[bytes], counter: _Counter
-                ) -> StreamInfo:
-    """Chunk the concatenation of ``lines`` (each ending in ``\\n``) into data blobs and list
-    their ids in tree blobs of :data:`TREE_FANOUT` ids each."""
+def save_stream(repo: Repository, name: str, lines: Iterable[bytes], counter: _Counter,
+                *, rows: int | None = None) -> StreamInfo:
+    """Chunk the concatenation of ``lines`` (each ending in ``\\n``, unless ``rows`` gives
+    the stream's count of rows) into data blobs and list their ids in tree blobs of
+    :data:`TREE_FANOUT` ids each."""
     pipe = _Pipeline(repo, counter)
     pipe.start(name)
-    rows = size = 0
+    lines_ = size = 0
     for block in _blocks(lines):
-        rows += block.count(b"\n")
+        lines_ += block.count(b"\n")
         size += len(block)
         pipe.feed(name, block)
     pipe.finish(name)
-    return _stream_info(repo, counter, name, rows, size, pipe.close()[name])
+    return _stream_info(repo, counter, name, lines_ if rows is None else rows, size,
+                        pipe.close()[name])
 
 
-def read_stream(repo: Repository, info: StreamInfo, where: str) -> Iterator[bytes]:
-    """The lines of a stream (without their newlines), each blob checked as it is loaded,
-    and the whole checked against the row and byte counts the manifest records."""
-    rows = size = blobs = 0
-    pending = b""
+def _blob_ids(repo: Repository, info: StreamInfo, where: str) -> Iterator[bytes]:
     for tree_hex in info.trees:
         tree = repo.load_blob(naming.parse_id(tree_hex))
         if not tree.startswith(TREE_MAGIC) or (len(tree) - len(TREE_MAGIC)) % 32:
             raise _damaged(where, f"tree blob {tree_hex} of stream {info.name} is malformed")
         for i in range(len(TREE_MAGIC), len(tree), 32):
-            data = repo.load_blob(tree[i:i + 32])
-            blobs += 1
-            size += len(data)
-            lines = (pending + data).split(b"\n")
-            pending = lines.pop()
-            rows += len(lines)
-            yield from lines
-    if pending or (rows, size, blobs) != (info.rows, info.bytes, info.blobs):
+            yield tree[i:i + 32]
+
+
+def read_blobs(repo: Repository, info: StreamInfo, where: str) -> Iterator[bytes]:
+    """The data blobs of a stream in order, each checked as it is loaded, and their number
+    and bytes checked against what the manifest records."""
+    size = count = 0
+    for blob_id in _blob_ids(repo, info, where):
+        data = repo.load_blob(blob_id)
+        count += 1
+        size += len(data)
+        if size > info.bytes:
+            break
+        yield data
+    if (size, count) != (info.bytes, info.blobs):
+        raise _damaged(where, f"stream {info.name} does not hold the {info.blobs} blobs and "
+                       f"{info.bytes} bytes its manifest records")
+
+
+def read_stream(repo: Repository, info: StreamInfo, where: str) -> Iterator[bytes]:
+    """The lines of a stream (without their newlines), each blob checked as it is loaded,
+    and the whole checked against the row and byte counts the manifest records."""
+    rows = 0
+    pending = b""
+    for data in read_blobs(repo, info, where):
+        lines = (pending + data).split(b"\n")
+        pending = lines.pop()
+        rows += len(lines)
+        yield from lines
+    if pending or rows != info.rows:
         raise _damaged(where, f"stream {info.name} does not hold the {info.rows} lines and "
                        f"{info.bytes} bytes its manifest records")
 
@@ -817,9 +861,13 @@ def read_stream(repo: Repository, info: StreamInfo, where: str) -> Iterator[byte
 def take_snapshot(db: Database, repo: Repository, signer: SigningKey, *,
                   external_checkpoint: SignedCheckpoint | None = None,
                   generation: int | None = None, reason: dict[str, Any] | None = None,
-                  progress: Progress = _no_progress, helper: bool | None = None
-                  ) -> SnapshotInfo:
+                  progress: Progress = _no_progress, helper: bool | None = None,
+                  layout: str = "auto") -> SnapshotInfo:
     """Snapshot the registry into ``repo`` and save its signed manifest.
+
+    ``layout`` (:data:`LAYOUTS`): ``pages`` copies a SQLite registry's database file
+    (:mod:`cutru.backup.pages`; ``auto`` does so for every SQLite file, and reads rows when
+    readers keep the file from settling); ``rows``, as follows.
 
     Reads everything in one read transaction while writers go on; refuses
     (:class:`JournalChainBroken`, :class:`ProjectionMismatch`) a registry whose journal does
@@ -830,6 +878,34 @@ def take_snapshot(db: Database, repo: Repository, signer: SigningKey, *,
     With :data:`HELPER_MIN_ITEMS` rows and entries or more (or ``helper=True``), a helper
     process chunks, compresses and seals the streams and shares the state digest's
     expansions while this one reads (``helper=False``: never)."""
+    if layout not in LAYOUTS:
+        raise InputError(f"snapshot layout {layout!r} is not one of {', '.join(LAYOUTS)}",
+                         field="layout", rule="backup.snapshot_layout")
+    if layout == LAYOUT_PAGES and pages.sqlite_path(db) is None:
+        raise InputError("a pages snapshot copies a SQLite database file; this registry is "
+                         f"{db.dialect}: take a rows snapshot", field="layout",
+                         rule="backup.pages_need_sqlite")
+    extra: dict[str, Any] = {"external_checkpoint": external_checkpoint,
+                             "generation": generation, "reason": reason,
+                             "progress": progress, "helper": helper}
+    if layout != LAYOUT_ROWS and pages.sqlite_path(db) is not None:
+        with pages.pinned_file(db) as pinned:
+            if pinned is not None:
+                return _take_pages(db, repo, signer, pinned, **extra)
+        if layout == LAYOUT_PAGES:
+            raise InputError(f"readers kept the write-ahead log from being copied back into "
+                             f"the database file for {pages.SETTLE_SECONDS:.0f} s: no pages "
+                             "snapshot now; try again, or take a rows snapshot",
+                             field="layout", rule="backup.pages_settle")
+    return _take_rows(db, repo, signer, **extra)
+
+
+def _take_rows(db: Database, repo: Repository, signer: SigningKey, *,
+               external_checkpoint: SignedCheckpoint | None, generation: int | None,
+               reason: dict[str, Any] | None, progress: Progress, helper: bool | None
+               ) -> SnapshotInfo:
+    """Every table, the journal and the checkpoints as streams, read in one transaction,
+    the chain and the state digest proved as they are read."""
     started = time.monotonic()
     started_at = naming.format_time(naming.now_us())
     schema = migrate.current_revision(db)
@@ -928,11 +1004,55 @@ def take_snapshot(db: Database, repo: Repository, signer: SigningKey, *,
         "started_at": started_at,
         "streams": [s.to_dict() for s in streams],
     }
-    repo.flush()
+    return _save(repo, signer, body, started)
+
+
+def _save(repo: Repository, signer: SigningKey, body: dict[str, Any], started: float
+          ) -> SnapshotInfo:
+    repo.flush()  # packs and their index before the manifest that names their blobs
     body["duration_ms"] = int((time.monotonic() - started) * 1000)
     name = repo.save_manifest(body, ManifestKey(signer), kind=KIND)
     return SnapshotInfo.from_manifest(repo.load_manifest(name, {
         signer.key_id: signer.public_key_bytes}))
+
+
+def _take_pages(db: Database, repo: Repository, signer: SigningKey, pinned: pages.Pinned, *,
+                external_checkpoint: SignedCheckpoint | None, generation: int | None,
+                reason: dict[str, Any] | None, progress: Progress, helper: bool | None
+                ) -> SnapshotInfo:
+    """The database file as ``pinned`` sees it (:mod:`cutru.backup.pages`)."""
+    started = time.monotonic()
+    started_at = naming.format_time(naming.now_us())
+    schema = migrate.current_revision(db)
+    counter = _Counter()
+    head = pinned.head
+    reg_id = registry_id(pinned.conn)
+    page = pinned.page_size
+    with pages.sealing_helper(repo, pinned.size, helper) as pool:
+        ids = pages.save_file(repo, pinned.path, pinned.size,
+                              lambda cuts: keep_cuts(repo, counter, cuts), pool,
+                              lambda n: progress(n // page, pinned.pages))
+    stream = _stream_info(repo, counter, pages.FILE_STREAM, pinned.pages, pinned.size, ids)
+    cps = pinned.checkpoints
+    body: dict[str, Any] = {
+        "checkpoint": cps[-1].to_dict() if cps else None,
+        "database": "sqlite",
+        "duration_ms": 0,
+        "external_checkpoint": external_checkpoint.to_dict() if external_checkpoint else None,
+        "format": PAGES_FORMAT,
+        "generation": generation,
+        "layout": LAYOUT_PAGES,
+        "new_blobs": counter.new_blobs,
+        "new_bytes": counter.new_bytes,
+        "page_size": page,
+        "position": Position(head.seq, head.hash, head.ts, head.state.digest()).to_dict(),
+        "reason": reason,
+        "registry": reg_id,
+        "schema": schema,
+        "started_at": started_at,
+        "streams": [stream.to_dict()],
+    }
+    return _save(repo, signer, body, started)
 
 
 def _row_count(conn: Connection, table: Table) -> int:
@@ -963,6 +1083,8 @@ def _journal_reuse(repo: Repository, conn: Connection, signer: SigningKey, reg_i
             prev = SnapshotInfo.from_manifest(manifest)
         except CutruError:
             continue  # another key, another format, damage: not ours to reuse
+        if prev.layout != LAYOUT_ROWS:
+            continue  # a database file: no journal stream to reuse
         stream = prev.streams[JOURNAL_STREAM]
         if prev.registry != reg_id or not 0 < prev.position.seq <= head_seq:
             return None, None

@@ -173,19 +173,23 @@ def init(repo: RepoOption = None, key_file: KeyFileOption = None) -> None:
 
 @app.command("snapshot")
 def snapshot(ctx: typer.Context, repo: RepoOption = None, key_file: KeyFileOption = None,
+             layout: Annotated[str, typer.Option(
+                 help="auto: the database file of a SQLite registry (pages), the rows of a "
+                      "PostgreSQL one; pages; or rows (also proves the state digest while "
+                      "it reads)")] = "auto",
              as_json: JsonOption = False) -> None:
     """Snapshot the registry online (officers keep writing) into the repository."""
     with handled(), registry(ctx) as reg, _repository(repo, key_file) as r, \
             r.lock() as lock:
         external = read_checkpoint_file(reg.settings.external_checkpoint_path)
-        with _bar("snapshot: rows and entries") as advance:
+        with _bar("snapshot: pages, or rows and entries") as advance:
             info = take_snapshot(reg.db, r, _signing_key(reg), external_checkpoint=external,
-                                 progress=_refreshing(lock, advance))
+                                 progress=_refreshing(lock, advance), layout=layout)
         if as_json:
             emit(_snapshot_dict(info), True)
             return
-        console.print(f"snapshot {info.name}: entry {info.position.seq}, {info.rows:,} rows, "
-                      f"{_mib(info.bytes)} of data; {info.new_blobs} new blobs "
+        console.print(f"snapshot {info.name} ({info.layout}): entry {info.position.seq}, "
+                      f"{_extent(info)}, {_mib(info.bytes)} of data; {info.new_blobs} new blobs "
                       f"({_mib(info.new_bytes)} before compression) in "
                       f"{info.duration_ms / 1000:.1f} s")
 
@@ -193,8 +197,14 @@ def snapshot(ctx: typer.Context, repo: RepoOption = None, key_file: KeyFileOptio
 def _snapshot_dict(info: SnapshotInfo) -> dict[str, Any]:
     return {"bytes": info.bytes, "created_at": info.created_at,
             "duration_ms": info.duration_ms, "generation": info.generation,
-            "name": info.name, "new_blobs": info.new_blobs, "new_bytes": info.new_bytes,
+            "layout": info.layout, "name": info.name, "new_blobs": info.new_blobs,
+            "new_bytes": info.new_bytes, "pages": info.pages,
             "position": info.position.to_dict(), "registry": info.registry, "rows": info.rows}
+
+
+def _extent(info: SnapshotInfo) -> str:
+    """What a snapshot holds: its rows, or the pages of its database file."""
+    return f"{info.pages:,} pages" if info.layout == "pages" else f"{info.rows:,} rows"
 
 
 @app.command("list")
@@ -217,9 +227,9 @@ def list_(ctx: typer.Context, repo: RepoOption = None, key_file: KeyFileOption =
                                    "segments": v[2]} for g, v in sorted(generations.items())],
                   "last_restorable": tested.to_dict() if tested else None}, True)
             return
-        table = Table("snapshot", "created (UTC)", "entry", "rows", "data", "new")
+        table = Table("snapshot", "created (UTC)", "entry", "holds", "data", "new")
         for s in snaps:
-            table.add_row(s.name, s.created_at[:19], str(s.position.seq), f"{s.rows:,}",
+            table.add_row(s.name, s.created_at[:19], str(s.position.seq), _extent(s),
                           _mib(s.bytes), _mib(s.new_bytes))
         console.print(table)
         for g, (first, last, count) in sorted(generations.items()):

@@ -196,7 +196,8 @@ class WebViewsMixin(GuardCore):
                 span[2] + 1
         return {
             "snapshots": [{"name": s.name, "created_at": s.created_at, "seq": s.position.seq,
-                           "ts": s.position.ts, "rows": s.rows, "bytes": s.bytes,
+                           "ts": s.position.ts, "rows": s.rows, "layout": s.layout,
+                           "pages": s.pages, "bytes": s.bytes,
                            "new_bytes": s.new_bytes, "duration_ms": s.duration_ms}
                           for s in reversed(snaps)],
             "generations": [{"generation": f"{g:016x}", "first": v[0], "last": v[1],

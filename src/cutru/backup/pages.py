@@ -1,0 +1,269 @@
+"""Pages snapshots: a SQLite registry's database file, copied at one committed state.
+
+A *rows* snapshot (:mod:`cutru.backup.snapshot`) reads every row through SQL, encodes it and
+proves the state digest from it while it reads; a *pages* snapshot copies the database file
+as it stands, page for page, which is what restic and borg back up, and costs what reading,
+chunking, compressing and sealing the file cost. Its manifest signs the journal position
+that the file holds (the head's sequence number, hash, time and the state digest the journal
+records there) and the newest signed checkpoint. The digest is proved where the rows are
+read anyway: by every restore (which recomputes it from the restored tables, as a restore of
+rows does), by ``cutru backup verify --restore-test`` and the scheduled restore drills, and on
+the live registry by ``cutru verify`` and the quick check of ``cutru serve``.
+
+**One committed state, while writers go on.** SQLite in WAL mode writes commits to the
+``-wal`` file, and a checkpoint copies them into the database file only where no reader
+could still need the old page. A reader that starts when the WAL is wholly copied back into
+the file reads the file alone (read mark 0), and no checkpoint writes to the file while such
+a reader is open (it needs that mark exclusively). So :func:`pinned_file` holds the write
+lock for a moment, checkpoints (passively: it never waits for a reader), and, if the WAL is
+then wholly copied back, starts a read transaction before it lets writers go: from then on
+the file does not change under the copy, and commits go to the WAL. If readers keep the
+checkpoint from finishing, it tries again, for :data:`SETTLE_SECONDS` in all.
+
+**Regions.** The file is cut at every :data:`REGION` bytes and each region is chunked on its
+own (content-defined, as a stream is), so that both processes can chunk and seal at once and
+an unchanged region gives the same blobs in every snapshot. docs/design.md, "Pages
+snapshots", is the specification.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import make_url
+
+from cutru.backup import blobs
+from cutru.backup.blobs import BlobSealer, Cut
+from cutru.backup.repository import Repository
+from cutru.errors import JournalChainBroken, ProjectionMismatch, RepositoryDamaged
+from cutru.journal.helper import Helper, helper_process
+from cutru.journal.signing import SignedCheckpoint
+from cutru.store import journal_store
+from cutru.store.engine import Database
+from cutru.store.journal_store import Head
+
+#: The one stream of a pages snapshot.
+FILE_STREAM = "sqlite-file"
+#: Chunking starts afresh at every multiple of this offset (64 MiB).
+REGION = 64 * 1024 * 1024
+_READ = 1024 * 1024  # bytes read from the file at a time
+#: How long a snapshot tries to find the WAL copied back before it reads rows instead.
+SETTLE_SECONDS = 10.0
+#: Files at least this large are chunked and sealed in two processes (this one and a helper).
+HELPER_MIN_BYTES = 64 * 1024 * 1024
+_HELPER_QUEUE = 2  # regions queued in the helper before this process takes one itself
+
+
+def sqlite_path(db: Database) -> Path | None:
+    """The database file of a SQLite registry (None: PostgreSQL, or SQLite in memory)."""
+    if not db.is_sqlite:
+        return None
+    name = make_url(db.url).database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return None
+    return Path(name)
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """A read transaction that sees exactly the database file (the WAL wholly copied back
+    into it when it began), and what it read."""
+
+    conn: Connection
+    path: Path
+    head: Head
+    page_size: int
+    pages: int
+    checkpoints: list[SignedCheckpoint]
+
+    @property
+    def size(self) -> int:
+        return self.page_size * self.pages
+
+
+@contextmanager
+def pinned_file(db: Database, wait: float = SETTLE_SECONDS) -> Iterator[Pinned | None]:
+    """A read transaction on ``db`` whose snapshot is the database file itself (see the
+    module's docstring), or None if readers kept the WAL from being copied back for ``wait``
+    seconds (or ``db`` is not a SQLite file)."""
+    path = sqlite_path(db)
+    if path is None or not path.exists():
+        yield None
+        return
+    deadline = time.monotonic() + wait
+    delay = 0.005
+    with ExitStack() as stack:
+        ckpt = sqlite3.connect(path, isolation_level=None, timeout=0.5)
+        stack.callback(ckpt.close)
+        conn: Connection | None = None
+        while conn is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            writer = sqlite3.connect(path, isolation_level=None, timeout=max(0.05, left))
+            try:
+                writer.execute("BEGIN IMMEDIATE")  # writers wait (their busy timeout)
+                busy, log, copied = ckpt.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                if busy == 0 and log == copied:
+                    # the WAL is wholly in the file and no commit can come: a read begun now
+                    # takes read mark 0 and reads the file alone
+                    read = stack.enter_context(db.read())
+                    journal_store.read_head(read)  # the first read fixes the snapshot
+                    conn = read
+            except sqlite3.OperationalError:
+                pass  # a long write transaction or a busy checkpoint: try again
+            finally:
+                with suppress(sqlite3.Error):
+                    writer.execute("ROLLBACK")
+                writer.close()
+            if conn is None:
+                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                delay = min(delay * 2, 0.5)
+        if conn is None:
+            yield None
+            return
+        head = journal_store.read_head(conn)
+        page_size = int(conn.exec_driver_sql("PRAGMA page_size").scalar_one())
+        pages = int(conn.exec_driver_sql("PRAGMA page_count").scalar_one())
+        cps = [cp for cp in journal_store.list_checkpoints(conn) if cp.checkpoint.seq <= head.seq]
+        if path.stat().st_size < page_size * pages:
+            raise RepositoryDamaged(f"{path.name} is shorter than its {pages} pages: snapshot "
+                                    "refused", object=path.name)
+        entry = journal_store.get_entry(conn, head.seq) if head.seq else None
+        if head.seq and (entry is None or entry.hash != head.hash):
+            raise JournalChainBroken(f"the journal head says entry {head.seq}, which the "
+                                     "journal does not hold as such; run `cutru verify` "
+                                     "(snapshot refused)", seq=head.seq)
+        if entry is not None and entry.digest != head.state.digest():
+            raise ProjectionMismatch(
+                f"the journal head's state digest is not the one entry {head.seq} records; "
+                "run `cutru verify` (snapshot refused)", expected=entry.digest,
+                got=head.state.digest())
+        yield Pinned(conn, path, head, page_size, pages, cps)
+
+
+def seal_region(sealer: BlobSealer, path: str, offset: int, length: int) -> list[Cut]:
+    """Chunk and seal bytes ``offset`` .. ``offset + length`` of the file ``path`` (a region,
+    chunked on its own)."""
+    stream = f"region-{offset}"
+    cuts: list[Cut] = []
+    sealer.start(stream)
+    with open(path, "rb") as f:
+        f.seek(offset)
+        left = length
+        while left:
+            data = f.read(min(_READ, left))
+            if not data:
+                raise RepositoryDamaged(f"{Path(path).name} ended while it was read",
+                                        object=Path(path).name)
+            left -= len(data)
+            cuts += sealer.feed(stream, data)
+    return cuts + sealer.finish(stream)
+
+
+def helper_seal_region(path: str, offset: int, length: int) -> list[Cut]:
+    """:func:`seal_region` in the helper process (set up by ``blobs.helper_init``)."""
+    return seal_region(blobs.helper_sealer(), path, offset, length)
+
+
+#: ``store(cuts)``: keep the sealed blobs of one region (``progress`` is told in bytes).
+Store = Callable[[list[Cut]], None]
+
+
+def save_file(repo: Repository, path: Path, size: int, store: Store, helper: Helper | None,
+              progress: Callable[[int], None]) -> list[bytes]:
+    """The data blob ids of the file's first ``size`` bytes, region by region; new blobs go
+    to ``store`` as each region is sealed, here or in ``helper`` (set up with this
+    repository's keys and chunker), whichever is free."""
+    regions = [(off, min(REGION, size - off)) for off in range(0, size, REGION)]
+    ids: list[list[bytes]] = [[] for _ in regions]
+    local = BlobSealer(repo.keys, repo.chunker, repo.has_blob)
+    queued: deque[tuple[int, Future[list[Cut]]]] = deque()
+
+    def keep(i: int, cuts: list[Cut]) -> None:
+        ids[i] = [c[0] for c in cuts]
+        store(cuts)
+        progress(regions[i][1])
+
+    def drain(limit: int) -> None:
+        while queued and (len(queued) > limit or queued[0][1].done()):
+            i, future = queued.popleft()
+            keep(i, future.result())
+
+    for i, (off, length) in enumerate(regions):
+        drain(_HELPER_QUEUE)  # only what is done: this process works meanwhile
+        if helper is not None and len(queued) < _HELPER_QUEUE:
+            queued.append((i, helper.submit(helper_seal_region, str(path), off, length)))
+        else:
+            keep(i, seal_region(local, str(path), off, length))
+    drain(0)
+    return [blob_id for region in ids for blob_id in region]
+
+
+@contextmanager
+def sealing_helper(repo: Repository, size: int, helper: bool | None) -> Iterator[Helper | None]:
+    """A helper process set up to seal this repository's blobs, for a file of ``size`` bytes
+    (``helper``: True always, False never, None from :data:`HELPER_MIN_BYTES`)."""
+    if not (helper or (helper is None and size >= HELPER_MIN_BYTES)):
+        yield None
+        return
+    with helper_process() as pool:
+        if pool is not None:
+            p = repo.config.chunker
+            pool.submit(blobs.helper_init, repo.master_key, p.min_size, p.avg_size,
+                        p.max_size, repo.config.chunker_seed, repo.known_blobs())
+        yield pool
+
+
+# --- restoring ---------------------------------------------------------------------------------
+
+
+def _sidecars(path: Path) -> list[Path]:
+    return [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"),
+            path.with_name(path.name + "-journal")]
+
+
+def remove_database(path: Path) -> None:
+    """Remove a database file this process created, with its WAL and shared memory."""
+    for p in _sidecars(path):
+        with suppress(FileNotFoundError):
+            p.unlink()
+
+
+def write_file(blobs_: Iterator[bytes], path: Path, size: int, where: str,
+               progress: Callable[[int], None]) -> None:
+    """Write the file from its blobs (each checked as it was loaded) through a temporary
+    name, synced, then renamed into place; its length is checked against ``size``."""
+    tmp = path.with_name(f".{path.name}.restoring-{secrets.token_hex(4)}")
+    try:
+        written = 0
+        with open(tmp, "xb") as f:
+            for data in blobs_:
+                f.write(data)
+                written += len(data)
+                progress(len(data))
+            f.flush()
+            os.fsync(f.fileno())
+        if written != size:
+            raise RepositoryDamaged(f"{where}: its file has {written} bytes, not the {size} "
+                                    "its manifest records", object=where)
+        os.replace(tmp, path)
+    finally:
+        with suppress(FileNotFoundError):
+            tmp.unlink()
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
