@@ -21,8 +21,9 @@ the file does not change under the copy, and commits go to the WAL. If readers k
 checkpoint from finishing, it tries again, for :data:`SETTLE_SECONDS` in all.
 
 **Regions.** The file is cut at every :data:`REGION` bytes and each region is chunked on its
-own (content-defined, as a stream is), so that both processes can chunk and seal at once and
-an unchanged region gives the same blobs in every snapshot. docs/design.md, "Pages
+own (content-defined, as a stream is), so that two helper processes can read, chunk and seal
+at once (:func:`file_readers` says why never this one) and an unchanged region gives the
+same blobs in every snapshot. docs/design.md, "Pages
 snapshots", is the specification.
 """
 
@@ -46,7 +47,7 @@ from cutru.backup import blobs
 from cutru.backup.blobs import BlobSealer, Cut
 from cutru.backup.repository import Repository
 from cutru.errors import JournalChainBroken, ProjectionMismatch, RepositoryDamaged
-from cutru.journal.helper import Helper, helper_process
+from cutru.journal.helper import Helper, helper_cpus
 from cutru.journal.signing import SignedCheckpoint
 from cutru.store import journal_store
 from cutru.store.engine import Database
@@ -59,9 +60,8 @@ REGION = 64 * 1024 * 1024
 _READ = 1024 * 1024  # bytes read from the file at a time
 #: How long a snapshot tries to find the WAL copied back before it reads rows instead.
 SETTLE_SECONDS = 10.0
-#: Files at least this large are chunked and sealed in two processes (this one and a helper).
+#: Files at least this large are read, chunked and sealed by two helper processes.
 HELPER_MIN_BYTES = 64 * 1024 * 1024
-_HELPER_QUEUE = 2  # regions queued in the helper before this process takes one itself
 
 
 def sqlite_path(db: Database) -> Path | None:
@@ -176,53 +176,62 @@ def helper_seal_region(path: str, offset: int, length: int) -> list[Cut]:
     return seal_region(blobs.helper_sealer(), path, offset, length)
 
 
-#: ``store(cuts)``: keep the sealed blobs of one region (``progress`` is told in bytes).
+#: ``store(cuts)``: keep the sealed blobs of one region.
 Store = Callable[[list[Cut]], None]
 
 
-def save_file(repo: Repository, path: Path, size: int, store: Store, helper: Helper | None,
+def save_file(path: Path, size: int, store: Store, readers: list[Helper],
               progress: Callable[[int], None]) -> list[bytes]:
-    """The data blob ids of the file's first ``size`` bytes, region by region; new blobs go
-    to ``store`` as each region is sealed, here or in ``helper`` (set up with this
-    repository's keys and chunker), whichever is free."""
+    """The data blob ids of the file's first ``size`` bytes, region by region, each region
+    read, chunked and sealed by one of ``readers`` (in turn, two regions each in flight);
+    new blobs go to ``store`` as each region comes back, in order (``progress`` is told in
+    bytes)."""
     regions = [(off, min(REGION, size - off)) for off in range(0, size, REGION)]
-    ids: list[list[bytes]] = [[] for _ in regions]
-    local = BlobSealer(repo.keys, repo.chunker, repo.has_blob)
+    ids: list[bytes] = []
     queued: deque[tuple[int, Future[list[Cut]]]] = deque()
 
-    def keep(i: int, cuts: list[Cut]) -> None:
-        ids[i] = [c[0] for c in cuts]
+    def keep() -> None:
+        i, future = queued.popleft()
+        cuts = future.result()
+        ids.extend(c[0] for c in cuts)
         store(cuts)
         progress(regions[i][1])
 
-    def drain(limit: int) -> None:
-        while queued and (len(queued) > limit or queued[0][1].done()):
-            i, future = queued.popleft()
-            keep(i, future.result())
-
     for i, (off, length) in enumerate(regions):
-        drain(_HELPER_QUEUE)  # only what is done: this process works meanwhile
-        if helper is not None and len(queued) < _HELPER_QUEUE:
-            queued.append((i, helper.submit(helper_seal_region, str(path), off, length)))
-        else:
-            keep(i, seal_region(local, str(path), off, length))
-    drain(0)
-    return [blob_id for region in ids for blob_id in region]
+        if len(queued) >= 2 * len(readers):
+            keep()
+        reader = readers[i % len(readers)]
+        queued.append((i, reader.submit(helper_seal_region, str(path), off, length)))
+    while queued:
+        keep()
+    return ids
 
 
 @contextmanager
-def sealing_helper(repo: Repository, size: int, helper: bool | None) -> Iterator[Helper | None]:
-    """A helper process set up to seal this repository's blobs, for a file of ``size`` bytes
-    (``helper``: True always, False never, None from :data:`HELPER_MIN_BYTES`)."""
-    if not (helper or (helper is None and size >= HELPER_MIN_BYTES)):
-        yield None
-        return
-    with helper_process() as pool:
-        if pool is not None:
-            p = repo.config.chunker
-            pool.submit(blobs.helper_init, repo.master_key, p.min_size, p.avg_size,
-                        p.max_size, repo.config.chunker_seed, repo.known_blobs())
-        yield pool
+def file_readers(repo: Repository, size: int, helper: bool | None) -> Iterator[list[Helper]]:
+    """Helper processes that read the database file, set up to seal this repository's
+    blobs: two for a file of :data:`HELPER_MIN_BYTES` or more on a machine with two CPUs
+    (``helper``: True two always, False one), else one.
+
+    Never this process: SQLite's locks are POSIX advisory locks, which belong to the
+    process and are all released when it closes *any* descriptor of the file, so a second
+    descriptor opened and closed here would drop the very read lock that keeps the file
+    still (the "posix advisory locks canceled" case of SQLite's "How To Corrupt An SQLite
+    Database File")."""
+    two = helper or (helper is None and size >= HELPER_MIN_BYTES)
+    count = 2 if two and helper_cpus() >= 2 else 1
+    with ExitStack() as stack:
+        readers = []
+        for _ in range(count):
+            reader = Helper()
+            stack.callback(reader.close)
+            readers.append(reader)
+        p = repo.config.chunker
+        known = repo.known_blobs()
+        for reader in readers:
+            reader.submit(blobs.helper_init, repo.master_key, p.min_size, p.avg_size,
+                          p.max_size, repo.config.chunker_seed, known).result()
+        yield readers
 
 
 # --- restoring ---------------------------------------------------------------------------------

@@ -867,7 +867,8 @@ def take_snapshot(db: Database, repo: Repository, signer: SigningKey, *,
 
     ``layout`` (:data:`LAYOUTS`): ``pages`` copies a SQLite registry's database file
     (:mod:`cutru.backup.pages`; ``auto`` does so for every SQLite file, and reads rows when
-    readers keep the file from settling); ``rows``, as follows.
+    readers keep the file from settling); the file is always read by helper processes (two
+    for a large file; ``helper=True``: two, ``False``: one). ``rows``, as follows.
 
     Reads everything in one read transaction while writers go on; refuses
     (:class:`JournalChainBroken`, :class:`ProjectionMismatch`) a registry whose journal does
@@ -1028,9 +1029,9 @@ def _take_pages(db: Database, repo: Repository, signer: SigningKey, pinned: page
     head = pinned.head
     reg_id = registry_id(pinned.conn)
     page = pinned.page_size
-    with pages.sealing_helper(repo, pinned.size, helper) as pool:
-        ids = pages.save_file(repo, pinned.path, pinned.size,
-                              lambda cuts: keep_cuts(repo, counter, cuts), pool,
+    with pages.file_readers(repo, pinned.size, helper) as readers:
+        ids = pages.save_file(pinned.path, pinned.size,
+                              lambda cuts: keep_cuts(repo, counter, cuts), readers,
                               lambda n: progress(n // page, pinned.pages))
     stream = _stream_info(repo, counter, pages.FILE_STREAM, pinned.pages, pinned.size, ids)
     cps = pinned.checkpoints
