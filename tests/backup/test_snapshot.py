@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from cutru.backup import Passphrase, Repository
+from cutru.backup import Passphrase, Repository, pages
 from cutru.backup.chunker import ChunkerParams
 from cutru.backup.restore import restore_snapshot
 from cutru.backup.service import verify_repository
@@ -236,6 +236,56 @@ def test_snapshot_during_concurrent_writes_restores_the_state_at_its_position(
     assert entry_h is not None and entry_h.digest == snap.position.state_digest
     assert tables(target) == at_h, "the snapshot is exactly the registry at its position"
     assert len(journal_of(target)) == snap.position.seq
+
+
+def test_two_pages_snapshots_of_one_file_at_once_take_turns(
+        sqlite_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``cutru serve`` may start the archiver's snapshot and the schedule's together. While
+    one holds the file no checkpoint can copy the WAL back for the other, which would give
+    up after the settling time; they take turns instead, both pages, while an officer keeps
+    writing. (The settling time is cut to 0.5 s here and each snapshot holds the file for
+    1 s.)"""
+    monkeypatch.setattr(pages, "SETTLE_SECONDS", 0.5)
+    registry = sqlite_registry
+    seed(registry, 60)
+    keys = person_keys(registry, 10)
+    stop = threading.Event()
+    taken: dict[str, SnapshotInfo] = {}
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        i = 0
+        while not stop.is_set():
+            registry.adjust_information(OFFICER, BASIS, keys[i % len(keys)],
+                                        {"occupation": f"lượt {i}"})
+            i += 1
+
+    def snap(name: str, repo: Repository) -> None:
+        assert registry.signing_key is not None
+        try:
+            taken[name] = take_snapshot(registry.db, repo, registry.signing_key,
+                                        layout="pages", progress=lambda *_: time.sleep(1))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    repos = {"a": new_repo(), "b": new_repo()}
+    writing = threading.Thread(target=writer)
+    writing.start()
+    try:
+        snaps = [threading.Thread(target=snap, args=item) for item in repos.items()]
+        for t in snaps:
+            t.start()
+        for t in snaps:
+            t.join()
+    finally:
+        stop.set()
+        writing.join()
+    assert not errors, errors
+    for name, info in taken.items():
+        assert info.layout == "pages"
+        result = restore_snapshot(repos[name], info.name, new_db(tmp_path, name),
+                                  public_keys=registry.public_keys())
+        assert result.digest == info.position.state_digest
 
 
 # --- deduplication ----------------------------------------------------------------------------

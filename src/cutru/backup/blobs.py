@@ -16,6 +16,7 @@ from collections.abc import Callable
 from cutru.backup.chunker import Chunker, ChunkerParams, Cutter
 from cutru.backup.crypto import RepoKeys
 from cutru.backup.pack import BlobType, blob_ad
+from cutru.errors import RepositoryDamaged
 
 #: (blob id, plaintext length, sealed blob or None when it needs no storing)
 Cut = tuple[bytes, int, bytes | None]
@@ -84,3 +85,33 @@ def helper_feed(stream: str, data: bytes) -> list[Cut]:
 
 def helper_finish(stream: str) -> list[Cut]:
     return _SEALER[0].finish(stream)
+
+
+# --- a database file's regions (cutru.backup.pages), in a helper process ----------------------
+
+_READ = 1024 * 1024  # bytes read from the file at a time
+
+
+def seal_region(sealer: BlobSealer, path: str, offset: int, length: int) -> list[Cut]:
+    """Chunk and seal bytes ``offset`` .. ``offset + length`` of the file ``path`` (a region,
+    chunked on its own)."""
+    stream = f"region-{offset}"
+    cuts: list[Cut] = []
+    sealer.start(stream)
+    with open(path, "rb") as f:
+        f.seek(offset)
+        left = length
+        while left:
+            data = f.read(min(_READ, left))
+            if not data:
+                raise RepositoryDamaged(f"{path} ended while it was read", object=path)
+            left -= len(data)
+            cuts += sealer.feed(stream, data)
+    return cuts + sealer.finish(stream)
+
+
+def helper_seal_region(path: str, offset: int, length: int) -> list[Cut]:
+    """:func:`seal_region` with this process's sealer (set up by :func:`helper_init`). The
+    helper opens the file itself: this module imports nothing of the database layer, so a
+    helper starts quickly."""
+    return seal_region(_SEALER[0], path, offset, length)

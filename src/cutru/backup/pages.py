@@ -18,7 +18,9 @@ a reader is open (it needs that mark exclusively). So :func:`pinned_file` holds 
 lock for a moment, checkpoints (passively: it never waits for a reader), and, if the WAL is
 then wholly copied back, starts a read transaction before it lets writers go: from then on
 the file does not change under the copy, and commits go to the WAL. If readers keep the
-checkpoint from finishing, it tries again, for :data:`SETTLE_SECONDS` in all.
+checkpoint from finishing, it tries again, for :data:`SETTLE_SECONDS` in all. Two snapshots of
+one file in one process (the archiver's and the schedule's in ``cutru serve``) take turns:
+while one holds the file, nothing can be copied back for the other.
 
 **Regions.** The file is cut at every :data:`REGION` bytes and each region is chunked on its
 own (content-defined, as a stream is), so that two helper processes can read, chunk and seal
@@ -32,6 +34,7 @@ from __future__ import annotations
 import os
 import secrets
 import sqlite3
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -44,7 +47,7 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 
 from cutru.backup import blobs
-from cutru.backup.blobs import BlobSealer, Cut
+from cutru.backup.blobs import Cut
 from cutru.backup.repository import Repository
 from cutru.errors import JournalChainBroken, ProjectionMismatch, RepositoryDamaged
 from cutru.journal.helper import Helper, helper_cpus
@@ -57,7 +60,6 @@ from cutru.store.journal_store import Head
 FILE_STREAM = "sqlite-file"
 #: Chunking starts afresh at every multiple of this offset (64 MiB).
 REGION = 64 * 1024 * 1024
-_READ = 1024 * 1024  # bytes read from the file at a time
 #: How long a snapshot tries to find the WAL copied back before it reads rows instead.
 SETTLE_SECONDS = 10.0
 #: Files at least this large are read, chunked and sealed by two helper processes.
@@ -91,18 +93,30 @@ class Pinned:
         return self.page_size * self.pages
 
 
+_PINS: dict[Path, threading.Lock] = {}
+_PINS_LOCK = threading.Lock()
+
+
+def _pin_lock(path: Path) -> threading.Lock:
+    with _PINS_LOCK:
+        return _PINS.setdefault(path.resolve(), threading.Lock())
+
+
 @contextmanager
-def pinned_file(db: Database, wait: float = SETTLE_SECONDS) -> Iterator[Pinned | None]:
+def pinned_file(db: Database, wait: float | None = None) -> Iterator[Pinned | None]:
     """A read transaction on ``db`` whose snapshot is the database file itself (see the
     module's docstring), or None if readers kept the WAL from being copied back for ``wait``
-    seconds (or ``db`` is not a SQLite file)."""
+    seconds (default :data:`SETTLE_SECONDS`), or ``db`` is not a SQLite file."""
     path = sqlite_path(db)
     if path is None or not path.exists():
         yield None
         return
-    deadline = time.monotonic() + wait
-    delay = 0.005
     with ExitStack() as stack:
+        # one pin at a time per file in this process: while one is open no checkpoint can
+        # copy the WAL back, so a second would only wait for the first and then give up
+        stack.enter_context(_pin_lock(path))
+        deadline = time.monotonic() + (SETTLE_SECONDS if wait is None else wait)
+        delay = 0.005
         ckpt = sqlite3.connect(path, isolation_level=None, timeout=0.5)
         stack.callback(ckpt.close)
         conn: Connection | None = None
@@ -152,30 +166,6 @@ def pinned_file(db: Database, wait: float = SETTLE_SECONDS) -> Iterator[Pinned |
         yield Pinned(conn, path, head, page_size, pages, cps)
 
 
-def seal_region(sealer: BlobSealer, path: str, offset: int, length: int) -> list[Cut]:
-    """Chunk and seal bytes ``offset`` .. ``offset + length`` of the file ``path`` (a region,
-    chunked on its own)."""
-    stream = f"region-{offset}"
-    cuts: list[Cut] = []
-    sealer.start(stream)
-    with open(path, "rb") as f:
-        f.seek(offset)
-        left = length
-        while left:
-            data = f.read(min(_READ, left))
-            if not data:
-                raise RepositoryDamaged(f"{Path(path).name} ended while it was read",
-                                        object=Path(path).name)
-            left -= len(data)
-            cuts += sealer.feed(stream, data)
-    return cuts + sealer.finish(stream)
-
-
-def helper_seal_region(path: str, offset: int, length: int) -> list[Cut]:
-    """:func:`seal_region` in the helper process (set up by ``blobs.helper_init``)."""
-    return seal_region(blobs.helper_sealer(), path, offset, length)
-
-
 #: ``store(cuts)``: keep the sealed blobs of one region.
 Store = Callable[[list[Cut]], None]
 
@@ -201,7 +191,7 @@ def save_file(path: Path, size: int, store: Store, readers: list[Helper],
         if len(queued) >= 2 * len(readers):
             keep()
         reader = readers[i % len(readers)]
-        queued.append((i, reader.submit(helper_seal_region, str(path), off, length)))
+        queued.append((i, reader.submit(blobs.helper_seal_region, str(path), off, length)))
     while queued:
         keep()
     return ids

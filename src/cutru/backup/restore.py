@@ -186,8 +186,11 @@ def _restore_pages(repo: Repository, snap: SnapshotInfo, target_db: Database, *,
         names = list_segments(repo) if replay else []
         reach = max((s.last for s in names), default=0)
         used: list[str] = []
-        with ExitStack() as stack, target_db.begin_bulk() as conn:
+        # the file is new and nothing else uses it: the transaction that replays the
+        # archive writes its pages once, into the file, instead of through a WAL
+        with ExitStack() as stack, target_db.begin_fill() as conn:
             stack.enter_context(collector_paused())
+            conn.exec_driver_sql(f"PRAGMA cache_size = -{RESTORE_CACHE_KIB}")
             head = journal_store.read_head(conn)
             if (head.seq, head.hash, head.state.digest()) != (
                     base.seq, base.chain_head, base.state_digest):

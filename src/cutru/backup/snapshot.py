@@ -895,7 +895,7 @@ def take_snapshot(db: Database, repo: Repository, signer: SigningKey, *,
                 return _take_pages(db, repo, signer, pinned, **extra)
         if layout == LAYOUT_PAGES:
             raise InputError(f"readers kept the write-ahead log from being copied back into "
-                             f"the database file for {pages.SETTLE_SECONDS:.0f} s: no pages "
+                             f"the database file for {pages.SETTLE_SECONDS:g} s: no pages "
                              "snapshot now; try again, or take a rows snapshot",
                              field="layout", rule="backup.pages_settle")
     return _take_rows(db, repo, signer, **extra)
