@@ -357,8 +357,8 @@ def render(results: list[dict[str, Any]], mach: dict[str, Any], args: argparse.N
            "Repository sizes are apparent bytes (sum of file sizes, 1 MB = 10^6 bytes); "
            "the on-disk column counts allocated blocks. Our repository uses the library "
            "defaults (Argon2 KDF, 64 KiB average chunks, zstd level 1, AES-256-GCM; a "
-           "snapshot this large chunks, compresses and seals in a helper process while it "
-           "reads the database); restic 0.14 "
+           "pages snapshot this large is read, chunked, compressed and sealed by two helper "
+           "processes while the snapshot's own writes the packs); restic 0.14 "
            "repository format 2 (zstd auto); borg `repokey` with "
            f"`--compression {args.borg_compression}`. `init` is not timed. restic and borg "
            "back up the database file after `PRAGMA wal_checkpoint(TRUNCATE)`.", ""]
@@ -395,8 +395,8 @@ def render(results: list[dict[str, Any]], mach: dict[str, Any], args: argparse.N
             proof = r["digest"]["with its helper"]["seconds"]
             out += ["", "The default snapshot of a SQLite registry copies its database file "
                     "(the *pages* layout, docs/design.md \"Pages snapshots\"): one committed "
-                    "state, pinned while writers go on, cut into 64 MiB regions that this "
-                    "process and a helper chunk, compress and seal at once. It does not read "
+                    "state, pinned while writers go on, cut into 64 MiB regions that two "
+                    "helper processes read, chunk, compress and seal at once. It does not read "
                     "rows, so it does not prove the state digest; every restore, the restore "
                     "drills and `cutru verify` do. The *rows* layout, shown for context, "
                     "reads every row and proves the digest as it goes (section 5: that proof "

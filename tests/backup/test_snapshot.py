@@ -430,3 +430,20 @@ def test_a_segment_of_another_format_is_refused_by_name(fmt: int) -> None:
     with pytest.raises(RepositoryVersionError, match=f"segment format {fmt}") as caught:
         decode_segment(naming.format_segment_name(1, 1, 1), plain, {})
     assert ("SHAKE128" in caught.value.message) is (fmt == 1)
+
+
+def test_a_pages_snapshot_restores_only_into_a_sqlite_file(sqlite_registry: Registry,
+                                                           tmp_path: Path) -> None:
+    registry = sqlite_registry
+    seed(registry, 10)
+    assert registry.signing_key is not None
+    repo = new_repo()
+    snap = take_snapshot(registry.db, repo, registry.signing_key)
+    assert snap.layout == "pages"
+    with pytest.raises(InputError, match="restores into a SQLite file only") as caught:
+        restore_snapshot(repo, snap.name, Database("sqlite://"),
+                         public_keys=registry.public_keys())
+    assert caught.value.rule == "backup.pages_need_sqlite"
+    with pytest.raises(InputError, match="copies a SQLite database file") as refused:
+        take_snapshot(Database("sqlite://"), repo, registry.signing_key, layout="pages")
+    assert refused.value.rule == "backup.pages_need_sqlite"
