@@ -178,18 +178,26 @@ def _restore_pages(repo: Repository, snap: SnapshotInfo, target_db: Database, *,
     path = _clear_target(target_db)
     info = snap.stream(pages.FILE_STREAM)
     page = max(1, info.bytes // max(1, info.rows))
+    replay = segments and (upto is None or upto > base.seq)
+    names = list_segments(repo) if replay else []
+    reach = max((s.last for s in names), default=0)
+    used: list[str] = []
     try:
-        pages.write_file(read_blobs(repo, info, where), path, info.bytes, where,
-                         lambda n: progress(n // page))
-        migrate.upgrade(target_db)  # a snapshot of an older schema is brought up to date
-        replay = segments and (upto is None or upto > base.seq)
-        names = list_segments(repo) if replay else []
-        reach = max((s.last for s in names), default=0)
-        used: list[str] = []
-        # the file is new and nothing else uses it: the transaction that replays the
-        # archive writes its pages once, into the file, instead of through a WAL
-        with ExitStack() as stack, target_db.begin_fill() as conn:
+        with ExitStack() as stack:
             stack.enter_context(collector_paused())
+            helper = stack.enter_context(helper_process()) if replay and min(
+                reach, upto or reach) - base.seq >= HELPER_MIN_ENTRIES else None
+            prefer = generation if generation is not None else snap.generation
+            load = _Loader(repo, public_keys, helper, names, prefer, upto)
+            if helper is not None:
+                # the first segment is decoded there while the file is written here
+                load.prime(base.seq)
+            pages.write_file(read_blobs(repo, info, where), path, info.bytes, where,
+                             lambda n: progress(n // page))
+            migrate.upgrade(target_db)  # a snapshot of an older schema is brought up to date
+            # the file is new and nothing else uses it: the transaction that replays the
+            # archive writes its pages once, into the file, instead of through a WAL
+            conn = stack.enter_context(target_db.begin_fill())
             conn.exec_driver_sql(f"PRAGMA cache_size = -{RESTORE_CACHE_KIB}")
             head = journal_store.read_head(conn)
             if (head.seq, head.hash, head.state.digest()) != (
@@ -200,10 +208,6 @@ def _restore_pages(repo: Repository, snap: SnapshotInfo, target_db: Database, *,
             last = _Last(base.seq, base.chain_head, base.ts, base.state_digest)
             replay_started = time.monotonic()
             if replay:
-                helper = stack.enter_context(helper_process()) if min(
-                    reach, upto or reach) - base.seq >= HELPER_MIN_ENTRIES else None
-                prefer = generation if generation is not None else snap.generation
-                load = _Loader(repo, public_keys, helper, names, prefer, upto)
                 last = _apply_segments(conn, snap, last, upto, public_keys, used, progress,
                                        generation, load)
             replay_ms = int((time.monotonic() - replay_started) * 1000)
