@@ -130,18 +130,10 @@ def restore_snapshot(repo: Repository, name: str, target_db: Database, *,
                               started=started)
     migrate.upgrade(target_db)
     replay = segments and (upto is None or upto > base.seq)
-    names = list_segments(repo) if replay else []
-    reach = max((s.last for s in names), default=0)
     with ExitStack() as stack, target_db.begin_fill() as conn:
         stack.enter_context(collector_paused())
-        # a helper decodes the segments of a long replay; started now, it is ready by then
-        helper = stack.enter_context(helper_process()) if replay and min(
-            reach, upto or reach) - base.seq >= HELPER_MIN_ENTRIES else None
-        prefer = generation if generation is not None else snap.generation
-        load = _Loader(repo, public_keys, helper, names, prefer, upto)
-        if helper is not None:
-            # the first segment is decoded there while the tables load here
-            load.prime(base.seq)
+        # the first segment is decoded in a helper while the tables load here
+        load = _replay_loader(stack, repo, snap, public_keys, replay, upto, generation)
         journal_store.init_head(conn)
         audit_store.init_state(conn)
         _require_empty(conn, target_db)
@@ -179,19 +171,12 @@ def _restore_pages(repo: Repository, snap: SnapshotInfo, target_db: Database, *,
     info = snap.stream(pages.FILE_STREAM)
     page = max(1, info.bytes // max(1, info.rows))
     replay = segments and (upto is None or upto > base.seq)
-    names = list_segments(repo) if replay else []
-    reach = max((s.last for s in names), default=0)
     used: list[str] = []
     try:
         with ExitStack() as stack:
             stack.enter_context(collector_paused())
-            helper = stack.enter_context(helper_process()) if replay and min(
-                reach, upto or reach) - base.seq >= HELPER_MIN_ENTRIES else None
-            prefer = generation if generation is not None else snap.generation
-            load = _Loader(repo, public_keys, helper, names, prefer, upto)
-            if helper is not None:
-                # the first segment is decoded there while the file is written here
-                load.prime(base.seq)
+            # the first segment is decoded in a helper while the file is written here
+            load = _replay_loader(stack, repo, snap, public_keys, replay, upto, generation)
             pages.write_file(read_blobs(repo, info, where), path, info.bytes, where,
                              lambda n: progress(n // page))
             migrate.upgrade(target_db)  # a snapshot of an older schema is brought up to date
@@ -220,6 +205,24 @@ def _restore_pages(repo: Repository, snap: SnapshotInfo, target_db: Database, *,
         raise
     return RestoreResult(snap.name, position, state.digest(), count, position.seq, used,
                          int((time.monotonic() - started) * 1000), replay_ms)
+
+
+def _replay_loader(stack: ExitStack, repo: Repository, snap: SnapshotInfo,
+                   public_keys: Mapping[str, bytes], replay: bool, upto: int | None,
+                   generation: int | None) -> _Loader:
+    """The loader of the segments to replay after ``snap``: with a helper process (entered
+    on ``stack``) for a long replay, already decoding the first segment, so that it is ready
+    when the snapshot's own part is restored."""
+    names = list_segments(repo) if replay else []
+    reach = max((s.last for s in names), default=0)
+    base = snap.position.seq
+    helper = stack.enter_context(helper_process()) if replay and min(
+        reach, upto or reach) - base >= HELPER_MIN_ENTRIES else None
+    prefer = generation if generation is not None else snap.generation
+    load = _Loader(repo, public_keys, helper, names, prefer, upto)
+    if helper is not None:
+        load.prime(base)
+    return load
 
 
 def _prove(conn: Connection, snap: SnapshotInfo, last: _Last, upto: int | None
