@@ -447,3 +447,19 @@ def test_a_pages_snapshot_restores_only_into_a_sqlite_file(sqlite_registry: Regi
     with pytest.raises(InputError, match="copies a SQLite database file") as refused:
         take_snapshot(Database("sqlite://"), repo, registry.signing_key, layout="pages")
     assert refused.value.rule == "backup.pages_need_sqlite"
+
+
+def test_a_snapshot_sees_the_blobs_another_repository_object_saved(
+        sqlite_registry: Registry, tmp_path: Path) -> None:
+    """``cutru serve``'s archiver keeps its repository open while the schedule opens its own:
+    a snapshot through the first stores nothing the second already stored."""
+    registry = sqlite_registry
+    seed(registry, 40)
+    assert registry.signing_key is not None
+    new_repo(LocalTarget(tmp_path / "repo"))
+    early = Repository.open(LocalTarget(tmp_path / "repo"), PASS)
+    later = Repository.open(LocalTarget(tmp_path / "repo"), PASS)
+    first = take_snapshot(registry.db, later, registry.signing_key)
+    second = take_snapshot(registry.db, early, registry.signing_key)
+    assert first.layout == second.layout == "pages"
+    assert first.new_blobs > 0 and second.new_blobs == 0

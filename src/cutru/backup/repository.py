@@ -107,9 +107,17 @@ class Repository:
         repo._load_indexes()
         return repo
 
+    def refresh_index(self) -> None:
+        """Read the index files written since this repository was opened (by another
+        process, or another :class:`Repository` of this one): their blobs are then known,
+        and not stored again."""
+        self._load_indexes()
+
     def _load_indexes(self) -> None:
         for item in self.target.list(Kind.INDEX):
             index_id = naming.parse_id(item.handle.name)
+            if index_id in self.index.index_ids:
+                continue
             where = f"index/{item.handle.name}"
             plain = self.keys.unseal(self.target.load(item.handle),
                                      associated_data(Kind.INDEX, item.handle.name), what=where)

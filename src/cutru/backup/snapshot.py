@@ -908,6 +908,7 @@ def _take_rows(db: Database, repo: Repository, signer: SigningKey, *,
     """Every table, the journal and the checkpoints as streams, read in one transaction,
     the chain and the state digest proved as they are read."""
     started = time.monotonic()
+    repo.refresh_index()  # the blobs another Repository of this repository saved meanwhile
     started_at = naming.format_time(naming.now_us())
     schema = migrate.current_revision(db)
     counter = _Counter()
@@ -1023,6 +1024,9 @@ def _take_pages(db: Database, repo: Repository, signer: SigningKey, pinned: page
                 ) -> SnapshotInfo:
     """The database file as ``pinned`` sees it (:mod:`cutru.backup.pages`)."""
     started = time.monotonic()
+    # a snapshot that waited its turn (pages.pinned_file) sees the blobs of the one before,
+    # saved through another Repository of the same repository (cutru serve has two)
+    repo.refresh_index()
     started_at = naming.format_time(naming.now_us())
     schema = migrate.current_revision(db)
     counter = _Counter()
