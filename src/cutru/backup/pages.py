@@ -120,6 +120,7 @@ def pinned_file(db: Database, wait: float | None = None) -> Iterator[Pinned | No
         ckpt = sqlite3.connect(path, isolation_level=None, timeout=0.5)
         stack.callback(ckpt.close)
         conn: Connection | None = None
+        head: Head | None = None
         while conn is None:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -132,7 +133,7 @@ def pinned_file(db: Database, wait: float | None = None) -> Iterator[Pinned | No
                     # the WAL is wholly in the file and no commit can come: a read begun now
                     # takes read mark 0 and reads the file alone
                     read = stack.enter_context(db.read())
-                    journal_store.read_head(read)  # the first read fixes the snapshot
+                    head = journal_store.read_head(read)  # the first read fixes the snapshot
                     conn = read
             except sqlite3.OperationalError:
                 pass  # a long write transaction or a busy checkpoint: try again
@@ -143,10 +144,9 @@ def pinned_file(db: Database, wait: float | None = None) -> Iterator[Pinned | No
             if conn is None:
                 time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
                 delay = min(delay * 2, 0.5)
-        if conn is None:
+        if conn is None or head is None:
             yield None
             return
-        head = journal_store.read_head(conn)
         page_size = int(conn.exec_driver_sql("PRAGMA page_size").scalar_one())
         pages = int(conn.exec_driver_sql("PRAGMA page_count").scalar_one())
         cps = [cp for cp in journal_store.list_checkpoints(conn) if cp.checkpoint.seq <= head.seq]
@@ -227,14 +227,9 @@ def file_readers(repo: Repository, size: int, helper: bool | None) -> Iterator[l
 # --- restoring ---------------------------------------------------------------------------------
 
 
-def _sidecars(path: Path) -> list[Path]:
-    return [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"),
-            path.with_name(path.name + "-journal")]
-
-
 def remove_database(path: Path) -> None:
     """Remove a database file this process created, with its WAL and shared memory."""
-    for p in _sidecars(path):
+    for p in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal"))):
         with suppress(FileNotFoundError):
             p.unlink()
 

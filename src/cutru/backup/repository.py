@@ -104,16 +104,13 @@ class Repository:
         keys = RepoKeys.from_master(master)
         plain = keys.unseal(sealed_config, associated_data(Kind.CONFIG, ""), what="config")
         repo = cls(target, master, RepoConfig.from_bytes(plain), name)
-        repo._load_indexes()
+        repo.refresh_index()
         return repo
 
     def refresh_index(self) -> None:
-        """Read the index files written since this repository was opened (by another
-        process, or another :class:`Repository` of this one): their blobs are then known,
-        and not stored again."""
-        self._load_indexes()
-
-    def _load_indexes(self) -> None:
+        """Read the index files this repository has not read yet: all of them when it is
+        opened, then those written since (by another process, or another
+        :class:`Repository` of this one), whose blobs are then known and not stored again."""
         for item in self.target.list(Kind.INDEX):
             index_id = naming.parse_id(item.handle.name)
             if index_id in self.index.index_ids:

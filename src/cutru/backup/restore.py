@@ -146,11 +146,8 @@ def restore_snapshot(repo: Repository, name: str, target_db: Database, *,
             last = _restore_journal(conn, repo, snap, where, cps, progress)
             if cps:
                 conn.execute(insert(checkpoints), [_checkpoint_row(cp) for cp in cps])
-            replay_started = time.monotonic()
-            if replay:
-                last = _apply_segments(conn, snap, last, upto, public_keys, used, progress,
-                                       generation, load)
-            replay_ms = int((time.monotonic() - replay_started) * 1000)
+            last, replay_ms = _replay(conn, snap, last, upto, public_keys, used, progress,
+                                      generation, load if replay else None)
         position, state, count = _prove(conn, snap, last, upto)
     return RestoreResult(name, position, state.digest(), count, position.seq, used,
                          int((time.monotonic() - started) * 1000), replay_ms)
@@ -191,11 +188,8 @@ def _restore_pages(repo: Repository, snap: SnapshotInfo, target_db: Database, *,
                                         f"position its manifest signs (entry {base.seq})",
                                         object=where)
             last = _Last(base.seq, base.chain_head, base.ts, base.state_digest)
-            replay_started = time.monotonic()
-            if replay:
-                last = _apply_segments(conn, snap, last, upto, public_keys, used, progress,
-                                       generation, load)
-            replay_ms = int((time.monotonic() - replay_started) * 1000)
+            last, replay_ms = _replay(conn, snap, last, upto, public_keys, used, progress,
+                                      generation, load if replay else None)
             position, state, count = _prove(conn, snap, last, upto)
     except BaseException:
         target_db.dispose()
@@ -223,6 +217,18 @@ def _replay_loader(stack: ExitStack, repo: Repository, snap: SnapshotInfo,
     if helper is not None:
         load.prime(base)
     return load
+
+
+def _replay(conn: Connection, snap: SnapshotInfo, last: _Last, upto: int | None,
+            public_keys: Mapping[str, bytes], used: list[str], progress: Progress,
+            generation: int | None, load: _Loader | None) -> tuple[_Last, int]:
+    """:func:`_apply_segments` when there is a replay (``load``), and how long it took
+    (ms)."""
+    started = time.monotonic()
+    if load is not None:
+        last = _apply_segments(conn, snap, last, upto, public_keys, used, progress,
+                               generation, load)
+    return last, int((time.monotonic() - started) * 1000)
 
 
 def _prove(conn: Connection, snap: SnapshotInfo, last: _Last, upto: int | None
