@@ -463,3 +463,26 @@ def test_a_snapshot_sees_the_blobs_another_repository_object_saved(
     second = take_snapshot(registry.db, early, registry.signing_key)
     assert first.layout == second.layout == "pages"
     assert first.new_blobs > 0 and second.new_blobs == 0
+
+
+def test_a_reader_that_keeps_the_wal_gives_rows_or_a_clear_refusal(
+        sqlite_registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read transaction begun before the last commit keeps the checkpoint from copying
+    that commit back: ``auto`` then reads rows, ``pages`` refuses by its rule, and a layout
+    that does not exist is refused by name."""
+    monkeypatch.setattr(pages, "SETTLE_SECONDS", 0.3)
+    registry = sqlite_registry
+    seed(registry, 10)
+    assert registry.signing_key is not None
+    with registry.db.read() as reader:
+        journal_store.read_head(reader)  # fixes the reader's snapshot
+        adjust(registry, person_keys(registry, 1), "sau")
+        snap = take_snapshot(registry.db, new_repo(), registry.signing_key)
+        assert snap.layout == "rows" and snap.rows > 0
+        with pytest.raises(InputError, match="copied back") as refused:
+            take_snapshot(registry.db, new_repo(), registry.signing_key, layout="pages")
+        assert refused.value.rule == "backup.pages_settle"
+    assert take_snapshot(registry.db, new_repo(), registry.signing_key).layout == "pages"
+    with pytest.raises(InputError, match="not one of auto, pages, rows") as bad:
+        take_snapshot(registry.db, new_repo(), registry.signing_key, layout="files")
+    assert bad.value.field == "layout" and bad.value.rule == "backup.snapshot_layout"
