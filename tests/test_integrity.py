@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from cutru.errors import IntegrityFailure, JournalChainBroken
+from cutru.recovery import integrity
 from cutru.services.registry import Registry
 from cutru.store import journal_store
 from tests.helpers import BASIS, OFFICER, SAI_GON
@@ -323,3 +324,69 @@ def test_values_without_a_canonical_encoding_are_pinpointed(registry: Registry, 
     rows = [p for p in report.problems if p.kind == "projection"]
     assert [(p.table, p.key, p.change) for p in rows] == [("persons", k["child"], "updated")]
     assert column in rows[0].message
+
+
+def test_pinpointing_compares_the_live_rows_with_the_journal_of_the_same_moment(
+        registry: Registry) -> None:
+    """On SQLite the journal is read on a second connection while the live rows are read in
+    the caller's snapshot: an entry committed after that snapshot began (a row the snapshot
+    does not show yet) is no finding, and a direct edit seen by the snapshot still is."""
+    k = seed_family(registry)
+    exec_sql(registry, "UPDATE persons SET full_name = 'Kẻ Giả' WHERE key = :k", k=k["child"])
+    with registry.db.read() as conn:
+        conn.execute(text("SELECT count(*) FROM persons")).scalar_one()  # the snapshot begins
+        registry.adjust_information(OFFICER, BASIS, k["mother"], {"occupation": "thợ may"})
+        found = integrity.pinpoint(conn)
+    assert [(p.table, p.key, p.change) for p in found] == [("persons", k["child"], "updated")]
+    assert found[0].since_seq == 1
+    with registry.db.read() as conn:  # after the commit: the same single finding
+        assert [(p.table, p.key) for p in integrity.pinpoint(conn)] == [
+            ("persons", k["child"])]
+
+
+def test_last_images_stop_where_they_are_asked_to(sqlite_registry: Registry) -> None:
+    """(last_images reads SQLite's stored bytes; PostgreSQL's journal is decoded.)"""
+    registry = sqlite_registry
+    k = seed_family(registry)
+    registry.adjust_information(OFFICER, BASIS, k["mother"], {"occupation": "thợ may"})
+    with registry.db.read() as conn:
+        stop = registry.journal_length() - 1
+        last = journal_store.last_images(conn, stop=stop)
+        _rows, written = integrity.replay_state(conn, stop)
+    assert last is not None
+    assert {(t, key): seq for t, by_key in last.items() for key, (seq, _) in by_key.items()} \
+        == written
+    assert max(written.values()) == stop
+
+
+@pytest.mark.parametrize("beside", [True, False])
+def test_pinpointing_shared_with_a_helper_process_finds_the_same(
+        sqlite_registry: Registry, monkeypatch: pytest.MonkeyPatch, beside: bool) -> None:
+    """With the helper process comparing persons and ID numbers (a long journal; here the
+    threshold is lowered) and without it, the same findings: an edit in each half, a row
+    inserted and one deleted. (The helper compares stored bytes: SQLite only.)"""
+    registry = sqlite_registry
+    monkeypatch.setattr(integrity, "BESIDE_MIN_ENTRIES", 0 if beside else 10**9)
+    k = seed_family(registry)
+    exec_sql(registry, "UPDATE persons SET full_name = 'Kẻ Giả' WHERE key = :k", k=k["child"])
+    exec_sql(registry, "UPDATE residences SET street = 'x' WHERE person_key = :k",
+             k=k["mother"])
+    exec_sql(registry, "DELETE FROM id_numbers WHERE person_key = :k", k=k["father"])
+    exec_sql(registry, "INSERT INTO absences (key, person_key, category, start_date, "
+             "end_date, destination, reason) VALUES ('Afake', :k, 'other', '2026-01-01', "
+             "'2027-01-01', 'x', 'y')", k=k["child"])
+    with registry.db.read() as conn:
+        found = [(p.table, p.change, p.since_seq is not None)
+                 for p in integrity.pinpoint(conn)]
+    assert found == [("persons", "updated", True), ("residences", "updated", True),
+                     ("absences", "inserted", False), ("id_numbers", "deleted", True)]
+
+
+def test_the_helper_gives_way_when_its_snapshot_holds_another_head(
+        sqlite_registry: Registry) -> None:
+    registry = sqlite_registry
+    seed_family(registry)
+    url = registry.db.engine.url.render_as_string(hide_password=False)
+    length = registry.journal_length()
+    assert integrity.compare_beside(url, integrity.BESIDE, length, length) == []
+    assert integrity.compare_beside(url, integrity.BESIDE, length, length - 1) is None

@@ -10,13 +10,12 @@ pinpointed row by row against a replay, with the last journal position that wrot
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-from sqlalchemy import Connection, Table, delete, update
+from sqlalchemy import Connection, Table, delete, func, select, update
 
 from cutru.errors import (
     CheckpointInvalid,
@@ -26,6 +25,7 @@ from cutru.errors import (
 )
 from cutru.journal import canonical
 from cutru.journal.entry import GENESIS, Entry
+from cutru.journal.helper import HelperFailed, helper_process
 from cutru.journal.lthash import LtHash
 from cutru.journal.signing import SignedCheckpoint, verify_checkpoint
 from cutru.store import journal_store
@@ -38,7 +38,7 @@ from cutru.store.projection import (
     table_rows,
 )
 from cutru.store.rows import RowWriter
-from cutru.store.schema import PROJECTION, journal_head
+from cutru.store.schema import PROJECTION, journal, journal_head
 
 Progress = Callable[[int], None]
 
@@ -212,6 +212,26 @@ def replay_state(conn: Connection, stop: int | None = None
     return rows, written
 
 
+#: Tables whose rows a helper process compares while this one compares the others: persons
+#: and their ID numbers, about half of a registry's rows and of its journal's changes.
+BESIDE = ("persons", "id_numbers")
+#: Journal entries from which pinpointing starts that helper (below, the helper's start
+#: would cost more than it saves: 100,000 persons are about 41,500 entries).
+BESIDE_MIN_ENTRIES = 10_000
+
+
+@dataclass(frozen=True)
+class Differs:
+    """A row whose live value and journal image differ (None: that side has no such row),
+    with the last journal position that wrote it."""
+
+    table: str
+    key: str
+    row: dict[str, Any] | None
+    image: dict[str, Any] | None
+    since: int | None
+
+
 def pinpoint(conn: Connection) -> list[Problem]:
     """Which live rows differ from the journal, and since which position.
 
@@ -220,74 +240,141 @@ def pinpoint(conn: Connection) -> list[Problem]:
     the query in storage order (:func:`~cutru.store.projection.encoded_rows`), and the
     journal's images as stored, cut out of each entry's canonical changes
     (:func:`~cutru.store.journal_store.last_images`), so that no row image is parsed or
-    encoded in Python. Equal bytes are equal rows,
-    whatever the encoder; the few rows whose bytes differ are parsed and compared as values,
-    so that an encoder that wrote some value otherwise would cost time, never a false
-    finding. A table holding a value with no canonical encoding (a REAL or BLOB written by
-    direct SQL) is compared the plain way, as on PostgreSQL, where the journal is decoded
-    here. Findings are inserted and updated rows in table order, then key order, then
+    encoded in Python. Equal bytes are equal rows, whatever the encoder; the few rows whose
+    bytes differ are parsed and compared as values, so that an encoder that wrote some value
+    otherwise would cost time, never a false finding. A table holding a value with no
+    canonical encoding (a REAL or BLOB written by direct SQL) is compared the plain way, as
+    on PostgreSQL, where the journal is decoded here.
+
+    On a SQLite file with a long journal, a helper process
+    (:func:`cutru.journal.helper.helper_process`) compares the tables of :data:`BESIDE`
+    meanwhile, on its own connection: it reads the
+    journal up to the last entry the caller's snapshot holds (the journal is only appended
+    to), and its own snapshot must hold the same journal head, else this process compares
+    those tables too. A direct edit made between the two snapshots' start is seen by the
+    helper's. Findings are inserted and updated rows in table order, then key order, then
     deleted rows."""
-    fast = conn.dialect.name == "sqlite" and sqlite_json_ok(conn)
-    last = journal_store.last_images(conn) if fast else None
-    images: dict[str, dict[str, bytes]] = {}
-    written: dict[tuple[str, str], int] = {}
-    if last is not None:
-        for (table_name, key), (seq, stored) in last.items():
-            written[(table_name, key)] = seq
-            if stored is not None:
-                images.setdefault(table_name, {})[key] = stored
-        by_table: dict[str, dict[str, dict[str, Any]]] | None = None
-    else:
-        expected, written = replay_state(conn)
-        by_table = {}
-        for (table_name, key), after in expected.items():
-            by_table.setdefault(table_name, {})[key] = after
-    found: list[Problem] = []
-    deleted: list[tuple[str, str]] = []
-    for table in PROJECTION:
-        want: dict[str, dict[str, Any]] | None = None
-        encoded: dict[str, bytes] | None = None
-        if by_table is None:
-            encoded = images.pop(table.name, {})
-        else:
-            want = by_table.pop(table.name, {})
-        differ = None
-        if fast:
-            if encoded is None:
-                assert want is not None
-                dumps, sort = orjson.dumps, orjson.OPT_SORT_KEYS
-                encoded = {key: dumps(image, option=sort) for key, image in want.items()}
+    if not (conn.dialect.name == "sqlite" and sqlite_json_ok(conn)):
+        return _findings(_compare_plain(conn))
+    stop = conn.execute(select(func.max(journal.c.seq))).scalar_one() or 0
+    head = journal_store.read_head(conn).seq
+    url = conn.engine.url
+    database = url.database or ""  # a database in memory: a new connection would not see it
+    on_file = bool(database) and ":memory:" not in database and "mode=memory" not in database
+    beside = on_file and stop >= BESIDE_MIN_ENTRIES
+    with helper_process() if beside else nullcontext(None) as helper:
+        future = None
+        if helper is not None:
             try:
-                differ = _differing_encoded(conn, table, encoded)
-            except (ProjectionMismatch, ValueError):
-                differ = None  # read again below, value by value
+                future = helper.submit(compare_beside, url.render_as_string(
+                    hide_password=False), BESIDE, stop, head)
+            except HelperFailed:
+                future = None
+        mine = _compare(conn, stop, skip=BESIDE if future is not None else ())
+        theirs: list[Differs] | None = []
+        if future is not None:
+            try:
+                theirs = future.result()
+            except HelperFailed:
+                theirs = None
+            if theirs is None:  # the helper could not: compare its tables here
+                theirs = _compare(conn, stop, only=BESIDE)
+    if mine is None or theirs is None:  # a journal whose changes do not split as stored
+        return _findings(_compare_plain(conn))
+    return _findings(mine + theirs)
+
+
+def compare_beside(url: str, tables: tuple[str, ...], stop: int, head: int
+                   ) -> list[Differs] | None:
+    """:func:`pinpoint`'s comparison of ``tables`` alone, in a helper process: on a new
+    connection to ``url``, against the journal up to ``stop``, provided that this
+    connection's snapshot holds the journal head ``head`` as the caller's did (else None)."""
+    db = Database(url)
+    try:
+        with db.read() as conn:
+            if journal_store.read_head(conn).seq != head or not sqlite_json_ok(conn):
+                return None
+            return _compare(conn, stop, only=tables)
+    finally:
+        db.dispose()
+
+
+def _compare(conn: Connection, stop: int, *, only: Collection[str] | None = None,
+             skip: Collection[str] = ()) -> list[Differs] | None:
+    """The rows that differ, of the projection tables in ``only`` (all by default) and not
+    in ``skip``, compared as bytes (None: the journal's changes do not split as stored);
+    without ``only``, also the rows the journal holds of tables the schema no longer has."""
+    last = journal_store.last_images(conn, stop=stop, only=only, skip=skip)
+    if last is None:
+        return None
+    out: list[Differs] = []
+    for table in PROJECTION:
+        if (only is not None and table.name not in only) or table.name in skip:
+            continue
+        images = last.pop(table.name, {})
+        differ = None
+        try:
+            differ = _differing_encoded(encoded_rows(conn, table, ordered=False), images)
+        except (ProjectionMismatch, ValueError):
+            differ = None  # read again, value by value
         if differ is None:
-            if want is None:
-                assert encoded is not None
-                want = {key: canonical.loads(image) for key, image in encoded.items()}
+            want = {key: canonical.loads(image) for key, (_seq, image) in images.items()
+                    if image is not None}
             differ = _differing_plain(conn, table, want)
-        for key, row, image in sorted(differ, key=lambda d: d[0]):
-            k = (table.name, key)
-            if row is None:
-                deleted.append(k)
-            elif image is None:
-                found.append(Problem("projection", f"{table.name} row {key} exists but no "
-                                     "journal entry created it", table=table.name, key=key,
-                                     change="inserted", since_seq=written.get(k)))
-            else:
-                cols = sorted(c for c in row.keys() | image.keys()
-                              if row.get(c) != image.get(c)
-                              or type(row.get(c)) is not type(image.get(c)))
-                found.append(Problem("projection", f"{table.name} row {key} differs from the "
-                                     f"journal in {', '.join(cols)}", table=table.name, key=key,
-                                     change="updated", since_seq=written.get(k)))
-    # what is left: rows of tables the schema no longer has
-    rest: Mapping[str, Mapping[str, object]] = images if by_table is None else by_table
-    deleted.extend((t, k) for t, rows in rest.items() for k in rows)
-    for k in sorted(deleted):
-        found.append(Problem("projection", f"{k[0]} row {k[1]} is missing from the live "
-                             "tables", table=k[0], key=k[1], change="deleted",
-                             since_seq=written.get(k)))
+        out.extend(Differs(table.name, key, row, image, _seq_of(images.get(key)))
+                   for key, row, image in differ)
+    if only is None:
+        out.extend(Differs(name, key, None, canonical.loads(image), seq)
+                   for name, rows in last.items() for key, (seq, image) in rows.items()
+                   if image is not None)
+    return out
+
+
+def _seq_of(got: tuple[int, bytes | None] | None) -> int | None:
+    return None if got is None else got[0]
+
+
+def _compare_plain(conn: Connection) -> list[Differs]:
+    """The same from decoded values: the journal replayed here (PostgreSQL, or a journal
+    whose changes do not split as stored), the live rows as the driver returns them."""
+    expected, written = replay_state(conn)
+    by_table: dict[str, dict[str, dict[str, Any]]] = {}
+    for (table_name, key), after in expected.items():
+        by_table.setdefault(table_name, {})[key] = after
+    out: list[Differs] = []
+    for table in PROJECTION:
+        differ = _differing_plain(conn, table, by_table.pop(table.name, {}))
+        out.extend(Differs(table.name, key, row, image, written.get((table.name, key)))
+                   for key, row, image in differ)
+    out.extend(Differs(name, key, None, image, written.get((name, key)))
+               for name, rows in by_table.items() for key, image in rows.items())
+    return out
+
+
+def _findings(differs: list[Differs]) -> list[Problem]:
+    """The problems: inserted and updated rows in table order, then key order; then deleted
+    rows by table and key."""
+    order = {table.name: i for i, table in enumerate(PROJECTION)}
+    found: list[Problem] = []
+    for d in sorted((d for d in differs if d.row is not None),
+                    key=lambda d: (order.get(d.table, len(order)), d.table, d.key)):
+        assert d.row is not None
+        if d.image is None:
+            found.append(Problem("projection", f"{d.table} row {d.key} exists but no journal "
+                                 "entry created it", table=d.table, key=d.key,
+                                 change="inserted", since_seq=d.since))
+        else:
+            row, image = d.row, d.image
+            cols = sorted(c for c in row.keys() | image.keys()
+                          if row.get(c) != image.get(c)
+                          or type(row.get(c)) is not type(image.get(c)))
+            found.append(Problem("projection", f"{d.table} row {d.key} differs from the "
+                                 f"journal in {', '.join(cols)}", table=d.table, key=d.key,
+                                 change="updated", since_seq=d.since))
+    for d in sorted((d for d in differs if d.row is None), key=lambda d: (d.table, d.key)):
+        found.append(Problem("projection", f"{d.table} row {d.key} is missing from the live "
+                             "tables", table=d.table, key=d.key, change="deleted",
+                             since_seq=d.since))
     return found
 
 
@@ -295,20 +382,37 @@ def pinpoint(conn: Connection) -> list[Problem]:
 _Differing = list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]]
 
 
-def _differing_encoded(conn: Connection, table: Table, images: dict[str, bytes]
-                       ) -> _Differing:
-    """The rows of ``table`` that differ from the journal's ``images`` (canonical JSON
-    bytes by key), compared as bytes, then as values where the bytes differ."""
-    live: dict[str, bytes] = {}
-    for keys, encoded in encoded_rows(conn, table, ordered=False):
-        live.update(zip(keys, encoded, strict=True))
+def _differing_encoded(batches: Iterable[tuple[list[str], list[bytes]]],
+                       images: Mapping[str, tuple[int, bytes | None]]) -> _Differing:
+    """The live rows (``batches`` of keys and canonical encodings) that differ from the
+    journal's ``images`` (``(seq, canonical JSON bytes or None)`` by key), compared as
+    bytes as they are read, then as values where the bytes differ."""
+    odd: list[tuple[str, bytes]] = []  # live rows whose bytes are not the image's
+    live_keys: list[str] = []
+    matched = 0
+    get = images.get
+    for keys, encoded in batches:
+        live_keys.extend(keys)
+        for key, data in zip(keys, encoded, strict=True):
+            got = get(key)
+            if got is not None and got[1] == data:
+                matched += 1
+            else:
+                odd.append((key, data))
     out: _Differing = []
-    for key in {key for key, _ in live.items() ^ images.items()}:
-        data, stored = live.get(key), images.get(key)
-        row = canonical.loads(data) if data is not None else None
-        image = canonical.loads(stored) if stored is not None else None
-        if row is None or image is None or row != image or not _same_types(image, row):
+    present = matched  # live rows the journal holds an image for
+    for key, data in odd:
+        got = get(key)
+        stored = None if got is None else got[1]
+        row = canonical.loads(data)
+        image = None if stored is None else canonical.loads(stored)
+        present += image is not None
+        if image is None or row != image or not _same_types(image, row):
             out.append((key, row, image))
+    if present < sum(1 for _seq, image in images.values() if image is not None):
+        live = set(live_keys)  # some rows the journal holds are gone
+        out.extend((key, None, canonical.loads(image)) for key, (_seq, image) in images.items()
+                   if image is not None and key not in live)
     return out
 
 
