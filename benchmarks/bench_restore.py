@@ -17,8 +17,9 @@ and as many legitimate ones, archived as segments. Then, side by side in one run
 3. **Locating a restore point** by actor and window: "the first change by this account after
    T" and "its changes between T1 and T2" (``cutru recover find``), median of repeats.
 4. **Verify**: the quick check (``cutru verify --quick``) and the live digest alone against
-   ``PRAGMA quick_check``; pinpointing after a direct edit (``pinpoint``, which replays the
-   journal), in projection rows per second.
+   ``PRAGMA quick_check``; pinpointing after a direct edit (``pinpoint``, which compares
+   every live row with the journal's last image of it, in two processes), in projection
+   rows per second.
 
 restic, borg and sqlite3 come from Debian's packages: ``apt-get install restic borgbackup
 sqlite3``. Writes docs/benchmarks-restore.md and benchmarks/results-restore.json.
@@ -341,7 +342,8 @@ def render(results: list[dict[str, Any]], mach: dict[str, Any]) -> str:
                 f"rows/s | {_met(v['quick_rows_per_s'] >= TARGETS['quick_rows_per_s'])} |",
                 f"| live digest alone (`projection_state`) | {v['digest_rows_per_s']:,.0f} "
                 f"rows/s ({v['digest_seconds']:.2f} s) | | |",
-                f"| pinpointing one direct edit (replays {v['pinpoint_entries']:,} entries) | "
+                f"| pinpointing one direct edit (every row against its last image in the "
+                f"{v['pinpoint_entries']:,}-entry journal) | "
                 f"{v['pinpoint_rows_per_s']:,.0f} rows/s ({v['pinpoint_seconds']:.2f} s; "
                 f"found: {v['pinpointed']}) | ≥ 200,000 rows/s | "
                 f"{_met(v['pinpoint_rows_per_s'] >= TARGETS['pinpoint_rows_per_s'])} |", "",
