@@ -177,6 +177,59 @@ def test_flips_in_a_blob_fail_only_that_blob_and_never_return_wrong_data() -> No
     assert [repo.load_blob(blob_id) for blob_id in ids[1:]] == chunks[1:]
 
 
+def test_blobs_side_by_side_are_loaded_as_one_read_each_still_checked() -> None:
+    """load_blobs reads each run of adjacent blobs of a pack at once (here several packs, a
+    blob being written, ids out of order and repeated) and gives what load_blob gives; a
+    damaged blob in a run fails the call, never returns wrong data."""
+    target, ids, data = _filled()
+    repo = Repository.open(target, PASS)
+    assert len({repo.index.lookup(i)[0] for i in ids}) > 1  # type: ignore[index]
+    pending = repo.save_blob(BlobType.DATA, b"not yet in a pack") and next(iter(repo._pending))
+    asked = [*ids, pending, ids[2], ids[0], *reversed(ids)]
+    reads: list[tuple[int, int | None]] = []
+    load = target.load
+
+    def counted(handle: Handle, offset: int = 0, length: int | None = None) -> bytes:
+        reads.append((offset, length))
+        return load(handle, offset, length)
+
+    target.load = counted  # type: ignore[method-assign]
+    assert repo.load_blobs(asked) == [repo.load_blob(i) for i in asked]
+    assert b"".join(repo.load_blobs(ids)) == data
+    reads.clear()
+    distinct = list(dict.fromkeys(ids))  # repeated text: the same blob more than once
+    repo.load_blobs(distinct)
+    packs = len({repo.index.lookup(i)[0] for i in ids})  # type: ignore[index]
+    assert len(reads) == packs < len(distinct), "one read per pack for blobs written in order"
+    pack_id, entry = repo.index.lookup(ids[1])  # type: ignore[misc]
+    target.corrupt(Handle(Kind.DATA, pack_id.hex()), entry.offset + entry.length // 2)
+    with pytest.raises(RepositoryDamaged, match="fails authentication"):
+        repo.load_blobs(ids)
+
+
+def test_a_stream_read_ahead_raises_where_the_damaged_blob_comes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """read_blobs loads ahead in threads, batch by batch; the blobs before a damaged one
+    still come, in order (all but those of its own batch), and the error comes in its
+    place."""
+    from cutru.backup import snapshot
+
+    monkeypatch.setattr(snapshot, "LOAD_BATCH", 2)
+    monkeypatch.setattr(snapshot, "LOAD_AHEAD", 1)
+    target, ids, _data = _filled()
+    repo = Repository.open(target, PASS)
+    chunks = [repo.load_blob(i) for i in ids]
+    victim = max(k for k, blob_id in enumerate(ids) if ids.count(blob_id) == 1)
+    assert victim > 4
+    pack_id, entry = repo.index.lookup(ids[victim])  # type: ignore[misc]
+    target.corrupt(Handle(Kind.DATA, pack_id.hex()), entry.offset + 1)
+    got: list[bytes] = []
+    with pytest.raises(RepositoryDamaged):
+        for blob in snapshot._loaded_ahead(repo, iter(ids)):
+            got.append(blob)
+    assert got == chunks[:len(got)] and victim - 2 < len(got) <= victim
+
+
 def test_swapped_objects_are_detected() -> None:
     target, ids, _ = _filled()
     packs = [info.handle for info in target.list(Kind.DATA)]

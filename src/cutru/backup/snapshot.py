@@ -22,9 +22,10 @@ import json
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
@@ -824,12 +825,23 @@ def _blob_ids(repo: Repository, info: StreamInfo, where: str) -> Iterator[bytes]
             yield tree[i:i + 32]
 
 
+#: Threads that load (read, decrypt, decompress and check) a stream's blobs ahead of the
+#: one its reader is at, and how many blobs they may hold ready. Each of those steps runs
+#: with Python's lock released (file reads, AES-GCM, zstd, HMAC-SHA-256 over large inputs),
+#: so the threads share the CPUs with the reader, which writes meanwhile: restoring the
+#: 4.4 GB database file of 1,000,000 persons spent 8 s loading and 8 s writing, one after
+#: the other, in one thread.
+LOAD_THREADS = 2
+LOAD_BATCH = 32
+LOAD_AHEAD = 4
+
+
 def read_blobs(repo: Repository, info: StreamInfo, where: str) -> Iterator[bytes]:
-    """The data blobs of a stream in order, each checked as it is loaded, and their number
-    and bytes checked against what the manifest records."""
+    """The data blobs of a stream in order, each checked as it is loaded (by
+    :data:`LOAD_THREADS` threads, up to :data:`LOAD_AHEAD` blobs ahead of the caller), and
+    their number and bytes checked against what the manifest records."""
     size = count = 0
-    for blob_id in _blob_ids(repo, info, where):
-        data = repo.load_blob(blob_id)
+    for data in _loaded_ahead(repo, _blob_ids(repo, info, where)):
         count += 1
         size += len(data)
         if size > info.bytes:
@@ -838,6 +850,24 @@ def read_blobs(repo: Repository, info: StreamInfo, where: str) -> Iterator[bytes
     if (size, count) != (info.bytes, info.blobs):
         raise _damaged(where, f"stream {info.name} does not hold the {info.blobs} blobs and "
                        f"{info.bytes} bytes its manifest records")
+
+
+def _loaded_ahead(repo: Repository, blob_ids: Iterator[bytes]) -> Iterator[bytes]:
+    """``repo.load_blob`` of each id, in order, loaded :data:`LOAD_BATCH` at a time
+    (:meth:`Repository.load_blobs`) by a pool of threads ahead of the caller; an error is
+    raised where its blob comes. Blobs loaded ahead of a caller that stops are dropped, and
+    loads not yet begun are cancelled."""
+    pool = ThreadPoolExecutor(LOAD_THREADS, thread_name_prefix="cutru-blobs")
+    pending: deque[Future[list[bytes]]] = deque()
+    try:
+        while batch := list(islice(blob_ids, LOAD_BATCH)):
+            pending.append(pool.submit(repo.load_blobs, batch))
+            if len(pending) > LOAD_AHEAD:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def read_stream(repo: Repository, info: StreamInfo, where: str) -> Iterator[bytes]:
