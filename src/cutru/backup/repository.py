@@ -187,14 +187,7 @@ class Repository:
         if found is None:
             raise ObjectNotFound(f"no index lists blob {blob_id.hex()}", blob=blob_id.hex())
         pack_id, entry = found
-        handle = Handle(Kind.DATA, naming.format_id(pack_id))
-        try:
-            sealed = self.target.load(handle, entry.offset, entry.length)
-        except (ObjectNotFound, InputError):
-            raise RepositoryDamaged(
-                f"{blob_name(entry.type, blob_id)} is indexed in {handle}, which is missing "
-                "or too short", object=handle.path) from None
-        return open_blob(self.keys, entry, sealed, handle.path)
+        return self._open_run(pack_id, [entry])[0]
 
     def load_blobs(self, blob_ids: Sequence[bytes]) -> list[bytes]:
         """:meth:`load_blob` of each id, in order; blobs that lie one after the other in a
@@ -206,21 +199,9 @@ class Repository:
         run_pack = b""
 
         def flush() -> None:
-            if not run:
-                return
-            handle = Handle(Kind.DATA, naming.format_id(run_pack))
-            start, end = run[0].offset, run[-1].offset + run[-1].length
-            try:
-                data = self.target.load(handle, start, end - start)
-            except (ObjectNotFound, InputError):
-                raise RepositoryDamaged(
-                    f"{blob_name(run[0].type, run[0].id)} is indexed in {handle}, which is "
-                    "missing or too short", object=handle.path) from None
-            view = memoryview(data)
-            out.extend(open_blob(self.keys, e, bytes(view[e.offset - start:
-                                                          e.offset - start + e.length]),
-                                 handle.path) for e in run)
-            run.clear()
+            if run:
+                out.extend(self._open_run(run_pack, run))
+                run.clear()
 
         for blob_id in blob_ids:
             found = None if blob_id in self._pending else self.index.lookup(blob_id)
@@ -235,6 +216,23 @@ class Repository:
             run.append(entry)
         flush()
         return out
+
+    def _open_run(self, pack_id: bytes, run: list[PackEntry]) -> list[bytes]:
+        """The plaintexts of blobs that lie one after the other in pack ``pack_id``, read
+        with one read and each checked against its seal, length and id."""
+        handle = Handle(Kind.DATA, naming.format_id(pack_id))
+        start, end = run[0].offset, run[-1].offset + run[-1].length
+        try:
+            data = self.target.load(handle, start, end - start)
+        except (ObjectNotFound, InputError):
+            raise RepositoryDamaged(
+                f"{blob_name(run[0].type, run[0].id)} is indexed in {handle}, which is "
+                "missing or too short", object=handle.path) from None
+        if len(run) == 1:
+            return [open_blob(self.keys, run[0], data, handle.path)]
+        view = memoryview(data)
+        return [open_blob(self.keys, e, bytes(view[e.offset - start:e.offset - start + e.length]),
+                          handle.path) for e in run]
 
     def load_data(self, blob_ids: list[bytes]) -> bytes:
         return b"".join(self.load_blob(blob_id) for blob_id in blob_ids)

@@ -826,7 +826,8 @@ def _blob_ids(repo: Repository, info: StreamInfo, where: str) -> Iterator[bytes]
 
 
 #: Threads that load (read, decrypt, decompress and check) a stream's blobs ahead of the
-#: one its reader is at, and how many blobs they may hold ready. Each of those steps runs
+#: one its reader is at, the blobs each load takes, and how many such batches may wait
+#: ready. Each of those steps runs
 #: with Python's lock released (file reads, AES-GCM, zstd, HMAC-SHA-256 over large inputs),
 #: so the threads share the CPUs with the reader, which writes meanwhile: restoring the
 #: 4.4 GB database file of 1,000,000 persons spent 8 s loading and 8 s writing, one after
@@ -838,7 +839,8 @@ LOAD_AHEAD = 4
 
 def read_blobs(repo: Repository, info: StreamInfo, where: str) -> Iterator[bytes]:
     """The data blobs of a stream in order, each checked as it is loaded (by
-    :data:`LOAD_THREADS` threads, up to :data:`LOAD_AHEAD` blobs ahead of the caller), and
+    :data:`LOAD_THREADS` threads, up to :data:`LOAD_AHEAD` batches of :data:`LOAD_BATCH`
+    blobs ahead of the caller), and
     their number and bytes checked against what the manifest records."""
     size = count = 0
     for data in _loaded_ahead(repo, _blob_ids(repo, info, where)):

@@ -248,12 +248,11 @@ def pinpoint(conn: Connection) -> list[Problem]:
 
     On a SQLite file with a long journal, a helper process
     (:func:`cutru.journal.helper.helper_process`) compares the tables of :data:`BESIDE`
-    meanwhile, on its own connection: it reads the
-    journal up to the last entry the caller's snapshot holds (the journal is only appended
-    to), and its own snapshot must hold the same journal head, else this process compares
-    those tables too. A direct edit made between the two snapshots' start is seen by the
-    helper's. Findings are inserted and updated rows in table order, then key order, then
-    deleted rows."""
+    meanwhile, on its own connection: it reads the journal up to the last entry the caller's
+    snapshot holds (the journal is only appended to), and its own snapshot must hold the same
+    journal head, else this process compares those tables too. A direct edit made between
+    the two snapshots' start is seen by the helper's. Findings are inserted and updated rows
+    in table order, then key order, then deleted rows."""
     if not (conn.dialect.name == "sqlite" and sqlite_json_ok(conn)):
         return _findings(_compare_plain(conn))
     stop = conn.execute(select(func.max(journal.c.seq))).scalar_one() or 0

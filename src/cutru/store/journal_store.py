@@ -286,9 +286,9 @@ def last_images(conn: Connection, *, stop: int | None = None,
                     if got is None:
                         return None
                     table, key, after = got
-                    if not mine or table in dropped:
-                        if (kept is not None and table in kept) or table in dropped:
-                            return None  # a kept or dropped table's name, escaped
+                    if table in dropped or (not mine and kept is not None and table in kept):
+                        return None  # a kept or dropped table's name, escaped
+                    if not mine:
                         continue
                     rows_of = last.get(table)
                     if rows_of is None:
