@@ -27,7 +27,7 @@ import hmac
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,8 @@ class Keyring:
     deks: dict[int, AESGCM]
     current: int
     bidx_key: bytes
+    #: the current DEK's bytes, for :meth:`sealing_material` (empty: not available)
+    current_dek: bytes = field(default=b"", repr=False)
 
     @staticmethod
     def exists(key_dir: Path) -> bool:
@@ -98,8 +100,20 @@ class Keyring:
             _create(key_dir)
         data = json.loads(ring.read_text())
         kek = _find_kek(key_dir, data)
-        deks = {int(v): AESGCM(_unwrap(kek, w, f"dek:{v}")) for v, w in data["deks"].items()}
-        return cls(deks, max(deks), _unwrap(kek, data["bidx"], "bidx"))
+        raw = {int(v): _unwrap(kek, w, f"dek:{v}") for v, w in data["deks"].items()}
+        current = max(raw)
+        return cls({v: AESGCM(k) for v, k in raw.items()}, current,
+                   _unwrap(kek, data["bidx"], "bidx"), raw[current])
+
+    def sealing_material(self) -> tuple[int, bytes, bytes] | None:
+        """What sealing new values takes (the current DEK's version and bytes, the
+        blind-index key), for a helper process of this program (:func:`sealing_keyring`);
+        None when this keyring cannot give it. The helper gets neither the older DEKs nor
+        the master key, so it can seal but not open older values; the material travels
+        over the pipe to the child process and is never written anywhere."""
+        if not self.current_dek:
+            return None
+        return self.current, self.current_dek, self.bidx_key
 
     def encrypt(self, value: str | None, *, table: str, column: str, key: str) -> str | None:
         if value is None:
@@ -144,6 +158,12 @@ class _MissingKeyring(Keyring):
 
     def blind_index(self, id_number: str) -> str:
         raise self._refuse()
+
+
+def sealing_keyring(material: tuple[int, bytes, bytes]) -> Keyring:
+    """A keyring that seals as the one that gave ``material`` (:meth:`Keyring.sealing_material`)."""
+    version, dek, bidx = material
+    return Keyring({version: AESGCM(dek)}, version, bidx, dek)
 
 
 def _ad(table: str, column: str, key: str) -> bytes:

@@ -8,18 +8,21 @@ synthetic generator through the same path.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack
+from concurrent.futures import Future
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
+from datetime import date
 from typing import IO, Any
 
 import orjson
 from sqlalchemy import select
 
+from cutru.access.fieldcrypto import Keyring, sealing_keyring
 from cutru.domain.enums import Relationship
 from cutru.domain.rules import check_household, violation
 from cutru.domain.units import Address, map_pre2025_address
 from cutru.errors import CutruError, ImportLineError, InputError, RuleViolation
-from cutru.journal.helper import Helper, helper_process
+from cutru.journal.helper import Helper, HelperFailed, helper_process
 from cutru.runtime import collector_paused
 from cutru.services import households as hh_ops
 from cutru.services import people, residence
@@ -92,7 +95,8 @@ class _Context:
         return out
 
 
-def _household(tx: Tx, ctx: _Context, rec: dict[str, Any], taken: set[str]) -> int:
+def _household(tx: Tx, ctx: _Context, rec: dict[str, Any], taken: set[str],
+               ahead: Ahead | None) -> int:
     members = rec.get("members")
     if not isinstance(members, list) or not members:
         raise InputError("members must be a non-empty list", field="members", rule="required")
@@ -105,7 +109,7 @@ def _household(tx: Tx, ctx: _Context, rec: dict[str, Any], taken: set[str]) -> i
         addr = Address(commune_code=str(rec.get("commune_code", "")),
                        street=str(rec.get("street", "")).strip())
     addr.validate()
-    hh = tx.new_key("H")
+    hh = tx.new_key("H") if ahead is None else ahead[0]
     file_no = hh_ops.file_number(hh)
     keys: list[tuple[str, Relationship]] = []
     people_rows: dict[str, dict[str, Any]] = {}
@@ -121,7 +125,8 @@ def _household(tx: Tx, ctx: _Context, rec: dict[str, Any], taken: set[str]) -> i
                             field=f"members[{i}].person.id_number")
         try:
             key = people.declare_person(tx, {**m["person"], "residence_file_no": file_no},
-                                        check_unique=False)
+                                        check_unique=False,
+                                        prepared=None if ahead is None else _made(ahead, i))
         except InputError as exc:
             raise InputError(exc.message, field=f"members[{i}].person.{exc.field}",
                              rule=exc.rule) from None
@@ -144,10 +149,87 @@ def _household(tx: Tx, ctx: _Context, rec: dict[str, Any], taken: set[str]) -> i
     return len(keys)
 
 
-def _apply(tx: Tx, ctx: _Context, rec: dict[str, Any], taken: set[str]) -> int:
+#: A person prepared ahead: its key, and the rows made (or what making them raised).
+Made = tuple[str, people.Prepared | Exception]
+#: A household record's keys drawn ahead, and its members prepared ahead (None for a member
+#: not in the shape ``{relationship, person}``: the record is refused at that member).
+Ahead = tuple[str, list[Made | None]]
+
+
+def _made(ahead: Ahead, i: int) -> tuple[str, people.Prepared]:
+    made = ahead[1][i]
+    assert made is not None  # the member's shape was checked first
+    key, done = made
+    if isinstance(done, Exception):
+        raise done  # what preparing the person raised, raised in its turn
+    return key, done
+
+
+def _prepare(keys: Keyring | tuple[int, bytes, bytes], today: date,
+             jobs: list[tuple[str, dict[str, Any]]]) -> list[people.Prepared | Exception]:
+    """:func:`cutru.services.people.prepare_person` for each job, in the helper (given the
+    keyring's sealing material) or here."""
+    if isinstance(keys, tuple):
+        keys = sealing_keyring(keys)
+    out: list[people.Prepared | Exception] = []
+    for key, data in jobs:
+        try:
+            out.append(people.prepare_person(keys, data, key=key, today=today))
+        except Exception as exc:  # raised in the caller when the import reaches this person
+            out.append(exc)
+    return out
+
+
+class _Ahead:
+    """A chunk's household records with their keys drawn and their persons sent to a helper
+    process to be prepared (validated, their rows built and sealed), while this process
+    applies the chunk before. Without a helper they are prepared here when the chunk's turn
+    comes, from the same keys drawn at the same moment: the journal is the same either way.
+    """
+
+    def __init__(self, helper: Helper | None, b: Batch,
+                 chunk: list[tuple[int, dict[str, Any]]]) -> None:
+        self.keys: dict[int, tuple[str, list[str | None]]] = {}
+        jobs: list[tuple[str, dict[str, Any]]] = []
+        for n, rec in chunk:
+            members = rec.get("members")
+            if rec.get("kind") != "household" or not isinstance(members, list):
+                continue
+            hh = b.new_key("H")
+            file_no = hh_ops.file_number(hh)
+            drawn: list[str | None] = []
+            for m in members:
+                if isinstance(m, dict) and isinstance(m.get("person"), dict):
+                    key = b.new_key("P")
+                    drawn.append(key)
+                    jobs.append((key, {**m["person"], "residence_file_no": file_no}))
+                else:
+                    drawn.append(None)
+            self.keys[n] = (hh, drawn)
+        self._jobs, self._keyring, self._today = jobs, b.keys, b.today
+        self._made: Future[list[people.Prepared | Exception]] | None = None
+        material = b.keys.sealing_material()
+        if jobs and helper is not None and material is not None:
+            with suppress(HelperFailed):  # then result() prepares them here
+                self._made = helper.submit(_prepare, material, b.today, jobs)
+
+    def result(self) -> dict[int, Ahead]:
+        done: list[people.Prepared | Exception] | None = None
+        if self._made is not None:
+            with suppress(HelperFailed):  # the helper died: prepare them here after all
+                done = self._made.result()
+        if done is None:
+            done = _prepare(self._keyring, self._today, self._jobs)
+        made = iter(done)
+        return {n: (hh, [None if k is None else (k, next(made)) for k in drawn])
+                for n, (hh, drawn) in self.keys.items()}
+
+
+def _apply(tx: Tx, ctx: _Context, rec: dict[str, Any], taken: set[str],
+           ahead: Ahead | None) -> int:
     kind = rec.get("kind")
     if kind == "household":
-        return _household(tx, ctx, rec, taken)
+        return _household(tx, ctx, rec, taken, ahead)
     body = {k: v for k, v in rec.items() if k not in {"kind", "id_number"}}
     if kind == "temporary":
         residence.register_temporary(tx, ctx.person_key(tx, rec.get("id_number")), **body)
@@ -182,37 +264,57 @@ def _import(runner: UnitRunner, it: Iterator[tuple[int, dict[str, Any]]], actor:
             stack: ExitStack) -> ImportResult:
     result = ImportResult()
     helper: Helper | None = None
+    preparer: Helper | None = None
     started = False
     while True:
-        chunk = _take(it, min(batch_lines, SPILL_LINES) if batch_lines else SPILL_LINES)
+        chunk, error = _take(it, min(batch_lines, SPILL_LINES) if batch_lines else SPILL_LINES)
         if not chunk:
+            if error is not None:
+                raise error
             return result
         if not started and len(chunk) >= HELPER_LINES:
             # a large import: a helper process computes each batch's state digests
             # (cutru.services.unit), started once for every batch that follows; None on
             # one CPU or when it does not start
             helper = stack.enter_context(helper_process())
+            # and a second one prepares the persons of each chunk ahead (_Ahead)
+            if helper is not None and runner.keys.sealing_material() is not None:
+                preparer = stack.enter_context(helper_process())
             started = True
         left = batch_lines - len(chunk) if batch_lines else -1  # lines the batch may add
         with runner.batch(helper=helper, bulk=True) as b:
+            ahead = _Ahead(preparer, b, chunk)
             while chunk:
+                following: list[tuple[int, dict[str, Any]]] = []
+                following_error = None
+                if left != 0 and error is None:
+                    following, following_error = _take(
+                        it, SPILL_LINES if left < 0 else min(SPILL_LINES, left))
+                if left > 0:
+                    left -= len(following)
+                # the following chunk's persons are prepared in the helper while this one is
+                # applied and written here
+                following_ahead = _Ahead(preparer, b, following)
                 persons_before = result.persons
                 with collector_paused():
-                    _apply_chunk(b, chunk, actor, result)
+                    _apply_chunk(b, chunk, ahead.result(), actor, result)
+                    if error is not None:
+                        # an unreadable line, after the lines before it passed: the batch
+                        # is rejected on the first bad line
+                        raise error
                     # rows and entries written inside the batch's transaction: memory stays
                     # bounded by a chunk however long the batch is
                     b.spill()
                 result.lines += len(chunk)
                 if progress is not None:
                     progress(len(chunk), result.persons - persons_before)
-                chunk = [] if left == 0 else _take(it, SPILL_LINES if left < 0 else
-                                                   min(SPILL_LINES, left))
-                if left > 0:
-                    left -= len(chunk)
+                chunk, ahead, error = following, following_ahead, following_error
+            if error is not None:  # the first line of a batch is unreadable
+                raise error
 
 
-def _apply_chunk(b: Batch, chunk: list[tuple[int, dict[str, Any]]], actor: str,
-                 result: ImportResult) -> None:
+def _apply_chunk(b: Batch, chunk: list[tuple[int, dict[str, Any]]],
+                 aheads: dict[int, Ahead], actor: str, result: ImportResult) -> None:
     ctx = _Context(b)
     ids = [str(p["person"].get("id_number")) for _, r in chunk if r.get("kind") ==
            "household" for p in r.get("members", []) if isinstance(p, dict)
@@ -222,7 +324,7 @@ def _apply_chunk(b: Batch, chunk: list[tuple[int, dict[str, Any]]], actor: str,
         with b.unit(actor, IMPORT_PURPOSE, _OPERATION.get(str(rec.get("kind")),
                                                           "import")) as tx:
             try:
-                result.persons += _apply(tx, ctx, rec, taken)
+                result.persons += _apply(tx, ctx, rec, taken, aheads.get(n))
             except ImportLineError:
                 raise
             except (InputError, RuleViolation) as exc:
@@ -242,11 +344,16 @@ def _line_error(n: int, exc: InputError | RuleViolation) -> ImportLineError:
                            article=exc.article)
 
 
-def _take(it: Iterator[tuple[int, dict[str, Any]]], n: int) -> list[tuple[int, dict[str, Any]]]:
+def _take(it: Iterator[tuple[int, dict[str, Any]]], n: int
+          ) -> tuple[list[tuple[int, dict[str, Any]]], CutruError | None]:
+    """The next ``n`` records (all that are left with ``n`` 0), and the error of an unreadable
+    line that ended them early: the caller raises it once the lines before it are applied."""
     out: list[tuple[int, dict[str, Any]]] = []
-    for item in it:
-        out.append(item)
-        if n and len(out) >= n:
-            break
-    return out
-
+    try:
+        for item in it:
+            out.append(item)
+            if n and len(out) >= n:
+                break
+    except CutruError as exc:
+        return out, exc
+    return out, None

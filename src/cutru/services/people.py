@@ -4,10 +4,12 @@ eyes (Decree 62 Art. 12), and re-addressing after boundary changes (Art. 26(1)(c
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select
 
+from cutru.access.fieldcrypto import Keyring
 from cutru.domain.dates import parse_date
 from cutru.domain.fields import FIELDS_BY_NAME
 from cutru.domain.person import ADJUSTABLE, CORRECTABLE, person_row
@@ -38,17 +40,44 @@ def _id_taken(tx: Tx, id_number: str, except_key: str | None = None) -> None:
                         field="id_number")
 
 
-def declare_person(tx: Tx, data: dict[str, Any], *, check_unique: bool = True) -> str:
-    """Record a person (declaring residence information) and the history of their ID number."""
-    key = tx.new_key("P")
-    row = person_row(data, key=key, today=tx.today)
-    if row["id_number"]:
+#: A declared person made ready to write: the sealed ``persons`` row, the sealed
+#: ``id_numbers`` row of the ID number's history (None without an ID number) and the ID
+#: number in plain text (None without one).
+Prepared = tuple[dict[str, Any], dict[str, Any] | None, str | None]
+
+
+def prepare_person(keys: Keyring, data: dict[str, Any], *, key: str, today: date) -> Prepared:
+    """The part of :func:`declare_person` that reads and writes nothing: validate the
+    declared fields, build the rows, encrypt their protected fields and compute the blind
+    index. A bulk import runs it in a helper process, ahead of the writing
+    (:mod:`cutru.services.importer`)."""
+    row = person_row(data, key=key, today=today)
+    id_number = row["id_number"]
+    id_row = None
+    if id_number:
+        id_row = seal_id_number(keys, {
+            "key": f"I{key[1:]}0", "person_key": key, "id_number": id_number,
+            "valid_from": today.isoformat(), "valid_to": None, "reason": "declared"})
+    return seal_person(keys, row), id_row, id_number
+
+
+def declare_person(tx: Tx, data: dict[str, Any], *, check_unique: bool = True,
+                   prepared: tuple[str, Prepared] | None = None) -> str:
+    """Record a person (declaring residence information) and the history of their ID number.
+
+    ``prepared`` is the person's key and what :func:`prepare_person` made of ``data`` with
+    that key and ``tx.today``, when the caller had it made ahead."""
+    if prepared is None:
+        key = tx.new_key("P")
+        person, id_row, id_number = prepare_person(tx.keys, data, key=key, today=tx.today)
+    else:
+        key, (person, id_row, id_number) = prepared
+    if id_row is not None:
         if check_unique:
-            _id_taken(tx, row["id_number"])
-        tx.rows.insert(id_numbers, seal_id_number(tx.keys, {
-            "key": f"I{key[1:]}0", "person_key": key, "id_number": row["id_number"],
-            "valid_from": tx.today.isoformat(), "valid_to": None, "reason": "declared"}))
-    tx.rows.insert(persons, seal_person(tx.keys, row))
+            assert id_number is not None
+            _id_taken(tx, id_number)
+        tx.rows.insert(id_numbers, id_row)
+    tx.rows.insert(persons, person)
     tx.touch(key)
     return key
 
