@@ -3,6 +3,11 @@
 Lines are applied in batches, each one database transaction: a rejected line rejects its whole
 batch, and the error names the line number, the field and the rule. ``demo seed`` feeds the
 synthetic generator through the same path.
+
+A batch is applied a chunk of :data:`SPILL_LINES` lines at a time. On two CPUs or more, a
+large import has two helper processes (:mod:`cutru.journal.helper`): one computes each
+chunk's state digests while its rows are written, the other prepares the next chunk's persons
+(:class:`_Ahead`) while this one is applied. Neither changes what is written.
 """
 
 from __future__ import annotations
