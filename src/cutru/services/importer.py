@@ -114,8 +114,9 @@ def _household(tx: Tx, ctx: _Context, rec: dict[str, Any], taken: set[str],
         addr = Address(commune_code=str(rec.get("commune_code", "")),
                        street=str(rec.get("street", "")).strip())
     addr.validate()
-    hh = tx.new_key("H") if ahead is None else ahead[0]
-    file_no = hh_ops.file_number(hh)
+    # _Ahead drew the keys of every household record whose members are a list
+    assert ahead is not None
+    hh = ahead[0]
     keys: list[tuple[str, Relationship]] = []
     people_rows: dict[str, dict[str, Any]] = {}
     for i, m in enumerate(members):
@@ -129,9 +130,9 @@ def _household(tx: Tx, ctx: _Context, rec: dict[str, Any], taken: set[str],
                             f"ID number {idn} already belongs to another person",
                             field=f"members[{i}].person.id_number")
         try:
-            key = people.declare_person(tx, {**m["person"], "residence_file_no": file_no},
-                                        check_unique=False,
-                                        prepared=None if ahead is None else _made(ahead, i))
+            # prepared by _Ahead from the person with the household's file number
+            key = people.declare_person(tx, m["person"], check_unique=False,
+                                        prepared=_made(ahead, i))
         except InputError as exc:
             raise InputError(exc.message, field=f"members[{i}].person.{exc.field}",
                              rule=exc.rule) from None
