@@ -86,6 +86,10 @@ def counting_helper(calls: list[str], *, kill_at: int | None = None
                 if kill_at is not None and len(calls) == kill_at:
                     helper._proc.kill()
                     helper._proc.wait()
+                    # until its reader has seen the end, a submit can still pass and fail
+                    # later: wait for it, so that what is sent after the death is counted
+                    # the same on every run (this call raises HelperFailed)
+                    helper._reader.join(timeout=60)
             return submit(fn, *args)
 
         helper.submit = counted  # type: ignore[method-assign]
