@@ -10,7 +10,7 @@ pinpointed row by row against a replay, with the last journal position that wrot
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,17 +28,20 @@ from cutru.journal.entry import GENESIS, Entry
 from cutru.journal.helper import HelperFailed, helper_process
 from cutru.journal.lthash import LtHash
 from cutru.journal.signing import SignedCheckpoint, verify_checkpoint
-from cutru.store import journal_store
+from cutru.store import journal_store, stored_bytes
 from cutru.store.bulk import deferred_indexes
 from cutru.store.engine import Database
 from cutru.store.projection import (
+    ROW_BATCH,
     encoded_rows,
     projection_state,
     sqlite_json_ok,
+    storage_order_sql,
     table_rows,
 )
 from cutru.store.rows import RowWriter
 from cutru.store.schema import PROJECTION, journal, journal_head
+from cutru.store.stored_bytes import Odd
 
 Progress = Callable[[int], None]
 
@@ -248,9 +251,12 @@ def pinpoint(conn: Connection) -> list[Problem]:
 
     On a SQLite file with a long journal, a helper process
     (:func:`cutru.journal.helper.helper_process`) compares the tables of :data:`BESIDE`
-    meanwhile, on its own connection: it reads the journal up to the last entry the caller's
-    snapshot holds (the journal is only appended to), and its own snapshot must hold the same
-    journal head, else this process compares those tables too. A direct edit made between
+    meanwhile, as bytes, on its own connection and with the ``sqlite3`` module alone
+    (:func:`cutru.store.stored_bytes.compare_stored`, which starts without importing
+    SQLAlchemy): it reads the journal up to the last entry the caller's snapshot holds (the
+    journal is only appended to), and its own snapshot must hold the same journal head, else
+    this process compares those tables too. It sends back the rows whose bytes differ, which
+    this process compares as values. A direct edit made between
     the two snapshots' start is seen by the helper's. Findings are inserted and updated rows
     in table order, then key order, then deleted rows."""
     if not (conn.dialect.name == "sqlite" and sqlite_json_ok(conn)):
@@ -265,37 +271,53 @@ def pinpoint(conn: Connection) -> list[Problem]:
         future = None
         if helper is not None:
             try:
-                future = helper.submit(compare_beside, url.render_as_string(
-                    hide_password=False), BESIDE, stop, head)
+                future = helper.submit(
+                    stored_bytes.compare_stored, database, HEAD_SEQ_SQL, head, stop,
+                    [(name, storage_order_sql(name)) for name in BESIDE], ROW_BATCH)
             except HelperFailed:
                 future = None
         mine = _compare(conn, stop, skip=BESIDE if future is not None else ())
         theirs: list[Differs] | None = []
         if future is not None:
             try:
-                theirs = future.result()
+                stored = future.result()
             except HelperFailed:
-                theirs = None
-            if theirs is None:  # the helper could not: compare its tables here
-                theirs = _compare(conn, stop, only=BESIDE)
+                stored = None
+            # the helper could not (another head in its snapshot, changes that do not split
+            # as stored, a process that died): its tables are compared here
+            theirs = (_compare(conn, stop, only=BESIDE) if stored is None
+                      else _settle_beside(conn, stop, stored))
     if mine is None or theirs is None:  # a journal whose changes do not split as stored
         return _findings(_compare_plain(conn))
     return _findings(mine + theirs)
 
 
-def compare_beside(url: str, tables: tuple[str, ...], stop: int, head: int
+#: The journal head's position, as the helper process reads it on its own connection.
+HEAD_SEQ_SQL = str(select(journal_head.c.seq).where(journal_head.c.id == 1).compile(
+    compile_kwargs={"literal_binds": True}))
+
+
+def _settle_beside(conn: Connection, stop: int, stored: dict[str, Odd | None]
                    ) -> list[Differs] | None:
-    """:func:`pinpoint`'s comparison of ``tables`` alone, in a helper process: on a new
-    connection to ``url``, against the journal up to ``stop``, provided that this
-    connection's snapshot holds the journal head ``head`` as the caller's did (else None)."""
-    db = Database(url)
-    try:
-        with db.read() as conn:
-            if journal_store.read_head(conn).seq != head or not sqlite_json_ok(conn):
+    """The helper's rows whose bytes differ, compared here as values; a table whose query
+    refused a row there, or whose rows do not parse, is compared here."""
+    out: list[Differs] = []
+    for name in BESIDE:
+        odd = stored.get(name)
+        differ = None
+        if odd is not None:
+            try:
+                differ = _settle(odd)
+            except ValueError:
+                differ = None
+        if differ is None:
+            again = _compare(conn, stop, only=(name,))
+            if again is None:
                 return None
-            return _compare(conn, stop, only=tables)
-    finally:
-        db.dispose()
+            out.extend(again)
+        else:
+            out.extend(Differs(name, key, row, image, seq) for key, row, image, seq in differ)
+    return out
 
 
 def _compare(conn: Connection, stop: int, *, only: Collection[str] | None = None,
@@ -313,15 +335,16 @@ def _compare(conn: Connection, stop: int, *, only: Collection[str] | None = None
         images = last.pop(table.name, {})
         differ = None
         try:
-            differ = _differing_encoded(encoded_rows(conn, table, ordered=False), images)
+            differ = _settle(stored_bytes.odd_rows(encoded_rows(conn, table, ordered=False),
+                                                   images))
         except (ProjectionMismatch, ValueError):
             differ = None  # read again, value by value
         if differ is None:
             want = {key: canonical.loads(image) for key, (_seq, image) in images.items()
                     if image is not None}
-            differ = _differing_plain(conn, table, want)
-        out.extend(Differs(table.name, key, row, image, _seq_of(images.get(key)))
-                   for key, row, image in differ)
+            differ = [(key, row, image, _seq_of(images.get(key)))
+                      for key, row, image in _differing_plain(conn, table, want)]
+        out.extend(Differs(table.name, key, row, image, seq) for key, row, image, seq in differ)
     if only is None:
         out.extend(Differs(name, key, None, canonical.loads(image), seq)
                    for name, rows in last.items() for key, (seq, image) in rows.items()
@@ -381,37 +404,18 @@ def _findings(differs: list[Differs]) -> list[Problem]:
 _Differing = list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]]
 
 
-def _differing_encoded(batches: Iterable[tuple[list[str], list[bytes]]],
-                       images: Mapping[str, tuple[int, bytes | None]]) -> _Differing:
-    """The live rows (``batches`` of keys and canonical encodings) that differ from the
-    journal's ``images`` (``(seq, canonical JSON bytes or None)`` by key), compared as
-    bytes as they are read, then as values where the bytes differ."""
-    odd: list[tuple[str, bytes]] = []  # live rows whose bytes are not the image's
-    live_keys: list[str] = []
-    matched = 0
-    get = images.get
-    for keys, encoded in batches:
-        live_keys.extend(keys)
-        for key, data in zip(keys, encoded, strict=True):
-            got = get(key)
-            if got is not None and got[1] == data:
-                matched += 1
-            else:
-                odd.append((key, data))
-    out: _Differing = []
-    present = matched  # live rows the journal holds an image for
-    for key, data in odd:
-        got = get(key)
-        stored = None if got is None else got[1]
-        row = canonical.loads(data)
+def _settle(odd: Odd) -> list[tuple[str, dict[str, Any] | None, dict[str, Any] | None,
+                                      int | None]]:
+    """Of the rows whose bytes differ from the journal's image
+    (:func:`cutru.store.stored_bytes.odd_rows`), those that differ as values too: ``(key,
+    live row or None, journal image or None, seq)``. Bytes that do not parse raise
+    ``ValueError``: the caller then reads the table value by value."""
+    out: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None, int | None]] = []
+    for key, data, stored, seq in odd:
+        row = None if data is None else canonical.loads(data)
         image = None if stored is None else canonical.loads(stored)
-        present += image is not None
-        if image is None or row != image or not _same_types(image, row):
-            out.append((key, row, image))
-    if present < sum(1 for _seq, image in images.values() if image is not None):
-        live = set(live_keys)  # some rows the journal holds are gone
-        out.extend((key, None, canonical.loads(image)) for key, (_seq, image) in images.items()
-                   if image is not None and key not in live)
+        if row is None or image is None or row != image or not _same_types(image, row):
+            out.append((key, row, image, seq))
     return out
 
 

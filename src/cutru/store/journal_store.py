@@ -14,7 +14,6 @@ from datetime import datetime
 from functools import partial
 from typing import Any, cast
 
-import orjson
 from sqlalchemy import Connection, Row, RowMapping, Select, func, insert, select, update
 
 from cutru.errors import InputError, JournalChainBroken
@@ -22,9 +21,11 @@ from cutru.journal import canonical
 from cutru.journal.entry import GENESIS, Change, Draft, Entry, encode_changes, next_ts, seal
 from cutru.journal.lthash import LtHash, row_element
 from cutru.journal.signing import Checkpoint, SignedCheckpoint
+from cutru.store import stored_bytes
 from cutru.store.bulk import insert_many
 from cutru.store.engine import fetch_escaping
 from cutru.store.schema import checkpoints, journal, journal_head, journal_subjects
+from cutru.store.stored_bytes import LastImages
 
 
 @dataclass
@@ -218,106 +219,19 @@ def iter_changes(conn: Connection, *, stop: int | None = None, batch: int = 5000
         seq = int(rows[-1].seq)
 
 
-#: The stored changes of every entry up to a position, as bytes, in journal order.
-_LAST_IMAGES_SQL = "SELECT seq, CAST(changes AS BLOB) FROM journal WHERE seq <= ? ORDER BY seq"
-#: How the stored changes of an entry begin, how each change after the first begins, and the
-#: members a change holds after its after-image (docs/design.md, "Canonical encoding": the
-#: members of a change in key order, no whitespace).
-_FIRST, _NEXT = b'[{"after":', b',{"after":'
-_BEFORE, _KEY, _TABLE = b',"before":', b',"key":', b',"table":'
-
-#: ``table -> key -> (seq, after-image)``: see :func:`last_images`.
-LastImages = dict[str, dict[str, tuple[int, bytes | None]]]
-
-
 def last_images(conn: Connection, *, stop: int | None = None,
                 only: Collection[str] | None = None, skip: Collection[str] = ()
                 ) -> LastImages | None:
-    """On SQLite: for every row the journal (up to ``stop``) ever wrote, by table then key,
-    ``(seq, after-image)`` of the last change to it, the image as its stored bytes (None for
-    a deletion), cut out of each entry's stored changes without parsing a row image:
-    Python never decodes one. ``only`` keeps the rows of those tables alone, ``skip`` drops
-    those tables' rows: two processes can share the work.
-
-    The stored changes are the canonical encoding of a list of changes, each
-    ``{"after":A,"before":B,"key":K,"table":T}`` with ``A`` and ``B`` flat row objects (or
-    null), whose strings escape every ``"``: the list splits at each ``,{"after":``, and a
-    change's after-image ends at its one ``,"before":``. Only ``"key":K,"table":T`` is
-    parsed (orjson), and must be two strings; a change that ends as a kept or dropped
-    table's canonical ``,"table":"name"}`` is known by that end, and one of another table
-    is not parsed at all. None where any entry is not so (another database, changes that
-    are not such a list, a change that does not split so, the name of a kept or dropped
-    table written with an escape): the caller then decodes the changes itself
-    (:func:`iter_changes`). A caller comparing these bytes must still treat a difference as
-    "compare the values", never as proof of one.
-
-    The journal is only ever appended to, so a reader on another connection that stops at
-    the position its caller's snapshot holds reads the same entries as the caller would."""
+    """On SQLite: :func:`cutru.store.stored_bytes.last_images` on this connection (for
+    every row the journal up to ``stop`` wrote, ``(seq, after-image bytes)`` of the last
+    change to it, cut out of the stored changes). None on another database, or where the
+    stored changes do not split so: the caller then decodes them (:func:`iter_changes`)."""
     if conn.dialect.name != "sqlite":
         return None
     raw = conn.connection.dbapi_connection
     assert raw is not None
-    cur = raw.cursor()
-    last: LastImages = {}
-    kept = None if only is None else frozenset(only)
-    dropped = frozenset(skip)
-    wanted = tuple(_table_end(t) for t in sorted(kept or ()))
-    unwanted = tuple(_table_end(t) for t in sorted(dropped))
-    try:
-        cur.execute(_LAST_IMAGES_SQL, (2**63 - 1 if stop is None else stop,))
-        while rows := cur.fetchmany(5_000):
-            for seq, changes in rows:
-                if changes == b"[]":
-                    continue
-                if type(changes) is not bytes or not changes.startswith(_FIRST) \
-                        or not changes.endswith(b"}]"):
-                    return None
-                parts = changes.split(_NEXT)  # then without the list's "[{"after":" and "]"
-                parts[0] = parts[0][len(_FIRST):]
-                parts[-1] = parts[-1][:-1]
-                for change in parts:
-                    # change: A,"before":B,"key":K,"table":T}
-                    if unwanted and change.endswith(unwanted):
-                        continue
-                    mine = not wanted or change.endswith(wanted)
-                    if not mine and change.find(b"\\", change.rfind(_KEY)) < 0:
-                        continue  # another table's change, its name written plainly
-                    got = _cut(change)
-                    if got is None:
-                        return None
-                    table, key, after = got
-                    if table in dropped or (not mine and kept is not None and table in kept):
-                        return None  # a kept or dropped table's name, escaped
-                    if not mine:
-                        continue
-                    rows_of = last.get(table)
-                    if rows_of is None:
-                        rows_of = last[table] = {}
-                    rows_of[key] = (seq, after)
-    except (sqlite3.Error, ValueError, AttributeError):  # not JSON; not an object; not UTF-8
-        return None
-    finally:
-        cur.close()
-    return last
-
-
-def _table_end(table: str) -> bytes:
-    """How a change of ``table`` ends in its canonical encoding: ``,"table":"name"}``."""
-    return _TABLE + orjson.dumps(table) + b"}"
-
-
-def _cut(change: bytes) -> tuple[str, str, bytes | None] | None:
-    """(table, key, after-image bytes or None) of one stored change
-    ``A,"before":B,"key":K,"table":T}``; None where it does not read so."""
-    i, j = change.find(_BEFORE), change.rfind(_KEY)
-    if i < 0 or j < i or change.find(_BEFORE, i + 1) >= 0:
-        return None
-    tail = orjson.loads(b"{" + change[j + 1:])
-    if len(tail) != 2 or type(key := tail.get("key")) is not str \
-            or type(name := tail.get("table")) is not str:
-        return None
-    after = change[:i]
-    return name, key, None if after == b"null" else after
+    return stored_bytes.last_images(cast(sqlite3.Connection, raw), stop=stop, only=only,
+                                    skip=skip)
 
 
 def entries_for_subject(conn: Connection, subject: str, *, stop: int | None = None

@@ -209,6 +209,12 @@ def _sqlite_json_sql(rd: TableReader) -> str:
     return f"SELECT {key}, CAST(json_object({', '.join(args)}) AS BLOB) FROM {rd.table}"
 
 
+def storage_order_sql(table: str) -> str:
+    """``SELECT rowid, key, canonical JSON`` of every row of the SQLite ``table``, without
+    WHERE or ORDER BY, as :func:`cutru.store.stored_bytes.json_batches` takes it."""
+    return _sqlite_json_sql(reader(table, "sqlite")).replace("SELECT ", "SELECT rowid, ", 1)
+
+
 def _storage_order(conn: Connection, rd: TableReader, batch: int
                    ) -> Iterator[tuple[list[str], list[bytes]]]:
     """:func:`encoded_rows` of a SQLite table by ``rowid`` paging: encoded by the query
@@ -225,7 +231,7 @@ def _storage_order(conn: Connection, rd: TableReader, batch: int
     last = None  # the last rowid yielded
     try:
         if sqlite_json_ok(conn):
-            base = _sqlite_json_sql(rd).replace("SELECT ", "SELECT rowid, ", 1)
+            base = storage_order_sql(rd.table)
             try:
                 while True:
                     where = "" if last is None else f" WHERE rowid > {int(last)}"
