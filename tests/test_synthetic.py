@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from calendar import monthrange
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from cutru.domain.dates import PartialDate
 from cutru.domain.enums import AbsenceCategory, MaritalStatus, Relationship, ResidenceBasis, Sex
 from cutru.domain.idnumber import validate_id_number
 from cutru.domain.units import Address, commune
+from cutru.journal.helper import Helper
 from cutru.services import synthetic
 from cutru.services.synthetic import PERSON_FIELDS, _Generator, generate, generate_ahead
 
@@ -328,3 +330,34 @@ def test_id_numbers_stay_unique_when_serials_collide() -> None:
 )
 def test_any_seed_and_date_obey_the_rules(persons: int, seed: int, today: date) -> None:
     assert Checker(today)(generate(persons, seed=seed, today=today)).count() == persons
+
+
+def test_a_generating_helper_that_dies_leaves_the_rest_to_this_process(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The records are the same when the helper dies after some chunks: those already given
+    are not given again, the rest are made here."""
+    real = synthetic.helper_process
+    sent: list[int] = []
+
+    @contextmanager
+    def dying() -> Iterator[Helper | None]:
+        with real() as helper:
+            assert helper is not None, "this test needs two CPUs"
+            submit = helper.submit
+
+            def counted(fn: Any, *args: Any) -> Any:
+                sent.append(1)
+                if len(sent) == synthetic.AHEAD_CALLS + 2:  # after two chunks were taken
+                    helper._proc.kill()
+                    helper._proc.wait()
+                    helper._reader.join(timeout=60)  # this submit raises HelperFailed
+                return submit(fn, *args)
+
+            helper.submit = counted  # type: ignore[method-assign]
+            yield helper
+
+    monkeypatch.setattr(synthetic, "helper_process", dying)
+    persons = 3000  # some 1,200 records: several chunks after the death
+    got = list(generate_ahead(persons, seed=5, today=TODAY))
+    assert len(sent) == synthetic.AHEAD_CALLS + 2
+    assert got == list(generate(persons, seed=5, today=TODAY))

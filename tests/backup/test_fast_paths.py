@@ -163,6 +163,27 @@ def test_sum_expansions_and_the_summer_equal_lthash() -> None:
                 pool.close()
 
 
+@pytest.mark.parametrize("seen", [False, True], ids=["at-result", "at-submit"])
+def test_a_summer_whose_helper_dies_sums_the_rest_here(seen: bool) -> None:
+    """The batches the helper held when it died, and every later one, are summed here: the
+    state is the same (the quick check and restore proofs use a Summer)."""
+    items = [f"phần tử {i}".encode() for i in range(6_000)]
+    expected = LtHash.of(b"pre" + i for i in items)
+    helper = Helper()
+    try:
+        summer = Summer(helper.submit, inflight=8)
+        for n, start in enumerate(range(0, len(items), 500)):
+            if n == 4:  # four batches wait in the helper, or were summed there
+                helper._proc.kill()
+                helper._proc.wait()
+                if seen:  # the reader has seen the end: the next submit raises
+                    helper._reader.join(timeout=60)
+            summer.add(items[start:start + 500], b"pre")
+        assert summer.result() == expected
+    finally:
+        helper.close()
+
+
 def test_helper_reports_errors_and_its_end() -> None:
     helper = Helper()
     try:

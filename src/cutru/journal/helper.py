@@ -112,6 +112,10 @@ class Helper:
                     future.set_exception(value)
         except Exception as exc:  # a broken frame: treat as the helper's end
             reason: str = f"unreadable answer ({exc!r})"
+            # and make it so: nobody reads its answers any more, and a helper blocked
+            # writing one would never read the end of its input (close() would wait forever)
+            with suppress(OSError):
+                self._proc.kill()
         else:
             reason = "it exited"
         with self._lock:

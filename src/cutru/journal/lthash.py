@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cutru.errors import InputError
+from cutru.journal.helper import HelperFailed
 
 LANES = 1024
 STATE_BYTES = 2 * LANES
@@ -284,7 +285,8 @@ class Summer:
     goes to the helper while fewer than ``inflight`` of ours wait there, else it is summed in
     this process, so the two share the work whichever is busier. Addition is commutative, so
     the order in which batches finish does not matter: :meth:`result` is exactly
-    ``LtHash.of`` of every element added.
+    ``LtHash.of`` of every element added. When the helper dies, the batches it held and every
+    later one are summed here.
     """
 
     def __init__(self, submit: Callable[..., Future[bytes]] | None = None, *,
@@ -292,7 +294,8 @@ class Summer:
         self._submit = submit
         self._inflight = inflight
         self._state = LtHash.empty()
-        self._pending: list[Future[bytes]] = []
+        # each batch in the helper, with what makes it: summed here if the helper dies
+        self._pending: list[tuple[Future[bytes], Callable[..., bytes], tuple[Any, ...]]] = []
 
     def use(self, submit: Callable[..., Future[bytes]] | None) -> None:
         """Hand later batches to this executor's ``submit`` (None: sum them here)."""
@@ -312,9 +315,12 @@ class Summer:
         """Run ``fn(*args)`` (a lane sum) in the helper while it has room, else here."""
         self._collect(block=False)
         if self._submit is not None and len(self._pending) < self._inflight:
-            self._pending.append(self._submit(fn, *args))
-        else:
-            self._state.combine(LtHash.from_bytes(fn(*args)))
+            try:
+                self._pending.append((self._submit(fn, *args), fn, args))
+                return
+            except HelperFailed:  # the helper is gone: every batch is summed here now
+                self._submit = None
+        self._state.combine(LtHash.from_bytes(fn(*args)))
 
     def result(self) -> LtHash:
         """The state of everything added (waits for the helper's share)."""
@@ -323,11 +329,16 @@ class Summer:
 
     def _collect(self, *, block: bool) -> None:
         still = []
-        for future in self._pending:
+        for future, fn, args in self._pending:
             if block or future.done():
-                self._state.combine(LtHash.from_bytes(future.result()))
+                try:
+                    got = future.result()
+                except HelperFailed:  # the helper died with this batch: summed here
+                    self._submit = None
+                    got = fn(*args)
+                self._state.combine(LtHash.from_bytes(got))
             else:
-                still.append(future)
+                still.append((future, fn, args))
         self._pending = still
 
 

@@ -44,7 +44,7 @@ from faker import Faker
 from cutru.domain.enums import AbsenceCategory, MaritalStatus, Relationship, ResidenceBasis, Sex
 from cutru.domain.idnumber import make_id_number
 from cutru.domain.units import OLD_PROVINCE_TO_NEW, all_communes, all_provinces
-from cutru.journal.helper import helper_process
+from cutru.journal.helper import HelperFailed, helper_process
 
 PERSON_FIELDS: Mapping[str, str] = MappingProxyType(
     {
@@ -751,18 +751,25 @@ def generate_ahead(persons: int, *, seed: int = 0, today: date) -> Iterator[dict
     """:func:`generate`'s records, the same ones in the same order, made in a helper process
     (:mod:`cutru.journal.helper`) a few chunks ahead of the consumer: ``demo seed`` then
     generates on the second core while the importer works on the first. Without a second
-    CPU, or when the helper does not start, the records are made here."""
+    CPU, or when the helper does not start, the records are made here; when it dies, the
+    rest are made here (the generator is deterministic: those already given are skipped)."""
     if persons < 0:
         raise ValueError(f"persons must be >= 0, got {persons}")
+    given = 0
     with helper_process() as helper:
-        if helper is None:
-            yield from generate(persons, seed=seed, today=today)
-            return
-        calls = deque(helper.submit(_next_records, 0, persons, seed, today, AHEAD_CHUNK)
-                      for _ in range(AHEAD_CALLS))
-        while calls:
-            records = calls.popleft().result()
-            if len(records) == AHEAD_CHUNK:
-                calls.append(helper.submit(_next_records, 0, persons, seed, today,
-                                           AHEAD_CHUNK))
-            yield from records
+        if helper is not None:
+            try:
+                calls = deque(helper.submit(_next_records, 0, persons, seed, today,
+                                            AHEAD_CHUNK) for _ in range(AHEAD_CALLS))
+                while calls:
+                    records = calls.popleft().result()
+                    if len(records) == AHEAD_CHUNK:
+                        calls.append(helper.submit(_next_records, 0, persons, seed, today,
+                                                   AHEAD_CHUNK))
+                    for record in records:
+                        yield record
+                        given += 1
+                return
+            except HelperFailed:
+                pass  # the rest are made here
+    yield from islice(generate(persons, seed=seed, today=today), given, None)
