@@ -7,7 +7,8 @@ synthetic generator through the same path.
 A batch is applied a chunk of :data:`SPILL_LINES` lines at a time. On two CPUs or more, a
 large import has two helper processes (:mod:`cutru.journal.helper`): one computes each
 chunk's state digests while its rows are written, the other prepares the next chunk's persons
-(:class:`_Ahead`) while this one is applied. Neither changes what is written.
+(:class:`_Ahead`) while this one is applied (a batch's first chunk is prepared here). Neither
+changes what is written.
 """
 
 from __future__ import annotations
@@ -289,7 +290,10 @@ def _import(runner: UnitRunner, it: Iterator[tuple[int, dict[str, Any]]], actor:
             started = True
         left = batch_lines - len(chunk) if batch_lines else -1  # lines the batch may add
         with runner.batch(helper=helper, bulk=True) as b:
-            ahead = _Ahead(preparer, b, chunk)
+            # a batch's first chunk is prepared here: waiting for the helper to prepare it
+            # (and, the first time, to import what it needs) would leave this process idle,
+            # while the helper starts on the following chunk meanwhile
+            ahead = _Ahead(None, b, chunk)
             while chunk:
                 following: list[tuple[int, dict[str, Any]]] = []
                 following_error = None
