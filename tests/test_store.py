@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from sqlalchemy import text
 
 from cutru.errors import ConfigError, DatabaseFormatError
 from cutru.services.registry import Registry
+from cutru.services.unit import KeyFactory
 from cutru.store import journal_store, migrate
 from cutru.store.engine import Database
 from cutru.store.schema import metadata
@@ -160,3 +163,25 @@ def test_bulk_transactions_have_the_bulk_page_cache_then_the_usual_one(tmp_path:
         assert cache_kib(conn) == 8 * 1024
         assert [r[0] for r in conn.execute(text("SELECT name FROM meta"))] == ["kept"]
     db.dispose()
+
+
+def test_record_keys_are_random_and_unique_across_threads() -> None:
+    """Keys drawn from the pool are 16 lower-case hex digits after the kind, never twice,
+    even with threads drawing at once (the web's request threads share one runner)."""
+    new_key = KeyFactory()
+    drawn: list[list[str]] = [[] for _ in range(4)]
+
+    def draw(out: list[str]) -> None:
+        out.extend(new_key("P") for _ in range(3000))
+
+    threads = [threading.Thread(target=draw, args=(out,)) for out in drawn]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    keys = [k for out in drawn for k in out]
+    assert len(set(keys)) == len(keys) == 12_000  # several refills of the pool
+    assert all(len(k) == 17 and k[0] == "P" and all(c in "0123456789abcdef" for c in k[1:])
+               for k in keys)
+    digits = Counter(c for k in keys for c in k[1:])
+    assert len(digits) == 16 and min(digits.values()) > 0.8 * 12_000  # roughly uniform
