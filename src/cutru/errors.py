@@ -8,6 +8,7 @@ process exit (``cutru.cli.errors``) and one to an HTTP response (the API's error
 ::
 
     CutruError                      exit 1   HTTP 500
+    ├── HelperFailed                                    a helper process ended before answering
     ├── InputError                  exit 3   HTTP 422   bad input: names the field and the rule
     │   ├── IdNumberError                               a personal ID number is malformed
     │   │   ├── IdNumberFormatError                     not 12 digits

@@ -31,13 +31,19 @@ from contextlib import contextmanager, suppress
 from queue import SimpleQueue
 from typing import IO, Any
 
+from cutru.errors import CutruError
+
 _LENGTH = struct.Struct(">Q")
 _BOOT = "from cutru.journal.helper import _serve; _serve()"
 _START_TIMEOUT = 60.0  # seconds for a helper to answer its first call
 
 
-class HelperFailed(RuntimeError):
-    """The helper process ended before answering."""
+class HelperFailed(CutruError):
+    """The helper process ended before answering. Every caller carries on without it where it
+    can (the work is then done in the calling process); one that cannot, such as a snapshot
+    whose blobs the helper was sealing, fails with this error (exit code 1, HTTP 500)."""
+
+    code = "helper_failed"
 
 
 def helper_cpus() -> int:
