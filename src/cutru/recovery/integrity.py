@@ -28,6 +28,7 @@ from cutru.journal.entry import GENESIS, Entry
 from cutru.journal.helper import HelperFailed, helper_process
 from cutru.journal.lthash import LtHash
 from cutru.journal.signing import SignedCheckpoint, verify_checkpoint
+from cutru.runtime import collector_paused
 from cutru.store import journal_store, stored_bytes
 from cutru.store.bulk import deferred_indexes
 from cutru.store.engine import Database
@@ -258,7 +259,15 @@ def pinpoint(conn: Connection) -> list[Problem]:
     this process compares those tables too. It sends back the rows whose bytes differ, which
     this process compares as values. A direct edit made between
     the two snapshots' start is seen by the helper's. Findings are inserted and updated rows
-    in table order, then key order, then deleted rows."""
+    in table order, then key order, then deleted rows.
+
+    Python's cyclic garbage collector is paused meanwhile, in both processes: the journal's
+    images are millions of small tuples in no cycle, which it would scan again and again."""
+    with collector_paused():
+        return _pinpoint(conn)
+
+
+def _pinpoint(conn: Connection) -> list[Problem]:
     if not (conn.dialect.name == "sqlite" and sqlite_json_ok(conn)):
         return _findings(_compare_plain(conn))
     stop = conn.execute(select(func.max(journal.c.seq))).scalar_one() or 0

@@ -17,6 +17,8 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 
 import orjson
 
+from cutru.runtime import collector_paused
+
 #: The journal's stored changes in order, as bytes (the column is text: the cast keeps the
 #: stored UTF-8 as it is, unchecked and undecoded).
 LAST_IMAGES_SQL = "SELECT seq, CAST(changes AS BLOB) FROM journal WHERE seq <= ? ORDER BY seq"
@@ -176,20 +178,28 @@ def compare_stored(path: str, head_sql: str, head: int, stop: int,
     row."""
     raw = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
-        raw.execute("PRAGMA busy_timeout=30000")
-        raw.execute("BEGIN")
-        row = raw.execute(head_sql).fetchone()
-        if row is None or row[0] != head:
-            return None
-        last = last_images(raw, stop=stop, only=[name for name, _sql in tables])
-        if last is None:
-            return None
-        out: dict[str, Odd | None] = {}
-        for name, sql in tables:
-            try:
-                out[name] = odd_rows(json_batches(raw, sql, batch), last.get(name, {}))
-            except sqlite3.Error:
-                out[name] = None
-        return out
+        with collector_paused():  # millions of (seq, image) tuples, in no cycle
+            return _compare_stored(raw, head_sql, head, stop, tables, batch)
     finally:
         raw.close()
+
+
+def _compare_stored(raw: sqlite3.Connection, head_sql: str, head: int, stop: int,
+                    tables: list[tuple[str, str]], batch: int
+                    ) -> dict[str, Odd | None] | None:
+    """:func:`compare_stored` on an open connection."""
+    raw.execute("PRAGMA busy_timeout=30000")
+    raw.execute("BEGIN")
+    row = raw.execute(head_sql).fetchone()
+    if row is None or row[0] != head:
+        return None
+    last = last_images(raw, stop=stop, only=[name for name, _sql in tables])
+    if last is None:
+        return None
+    out: dict[str, Odd | None] = {}
+    for name, sql in tables:
+        try:
+            out[name] = odd_rows(json_batches(raw, sql, batch), last.get(name, {}))
+        except sqlite3.Error:
+            out[name] = None
+    return out
