@@ -3,6 +3,8 @@ backoff, API keys stored hashed, scoped and revocable."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
 from typing import Any
 
@@ -99,3 +101,23 @@ def test_citizen_account_is_bound_to_a_record(registry: Registry, clock: Any) ->
         identities.create_principal(conn, Principal("cong-dan", PrincipalKind.CITIZEN),
                                     password=PASSWORD, now=clock())
     assert info.value.rule == "principal.citizen_record"
+
+
+def test_the_refusal_hash_is_made_when_a_server_starts_not_on_import() -> None:
+    """The hash checked for unknown accounts costs an Argon2 hash (about 130 ms): a command
+    does not pay it on import, a server pays it as it starts, so that its first refusal of an
+    unknown account takes no longer than the next."""
+    code = ("import cutru.cli.main\n"
+            "from cutru.access import identities\n"
+            "assert identities.refusal_hash.cache_info().currsize == 0, 'made on import'\n"
+            "import tempfile, pathlib\n"
+            "from cutru.api.app import create_app\n"
+            "from cutru.config import Settings\n"
+            "d = pathlib.Path(tempfile.mkdtemp())\n"
+            "from cutru.services.registry import Registry\n"
+            "s = Settings(data_dir=d / 'data', key_dir=d / 'keys')\n"
+            "Registry(s).init()\n"
+            "create_app(s)\n"
+            "assert identities.refusal_hash.cache_info().currsize == 1, 'not made at start'\n"
+            "assert identities.refusal_hash().startswith('$argon2id$')\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI, Path, Query
 from fastapi.responses import PlainTextResponse
 
 from cutru import __version__
+from cutru.access import identities
 from cutru.access.policy import Policy
 from cutru.api import errors
 from cutru.api.deps import CallerDep, GuardDep, PurposeDep, bearer
@@ -53,6 +54,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None,
                   description="Vietnam's residence database: every call declares its purpose, "
                               "returns only the fields it allows, and is audited.")
     reg = registry or Registry(settings)
+    identities.refusal_hash()  # now, not in the first refused login
     app.state.guard = Guard(reg, policy or load_policy_audited(reg))
     app.state.backup = backup
     app.state.watch = watch
