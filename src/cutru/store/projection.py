@@ -36,6 +36,7 @@ from cutru.errors import InputError, ProjectionMismatch
 from cutru.journal import canonical
 from cutru.journal.helper import helper_process
 from cutru.journal.lthash import LtHash, Summer, table_prefix
+from cutru.store import stored_bytes
 from cutru.store.engine import fetch_escaping
 from cutru.store.rows import layout
 from cutru.store.schema import PROJECTION, PROJECTION_BY_NAME
@@ -231,17 +232,13 @@ def _storage_order(conn: Connection, rd: TableReader, batch: int
     last = None  # the last rowid yielded
     try:
         if sqlite_json_ok(conn):
-            base = storage_order_sql(rd.table)
             try:
-                while True:
-                    where = "" if last is None else f" WHERE rowid > {int(last)}"
-                    rows = cur.execute(f"{base}{where} ORDER BY rowid LIMIT {int(batch)}"
-                                       ).fetchall()
-                    if rows:
-                        yield [r[1] for r in rows], [r[2] for r in rows]
-                        last = rows[-1][0]
-                    if len(rows) < batch:
-                        return
+                for rowid, keys, encoded in stored_bytes.json_batches(
+                        cast(sqlite3.Connection, conn.connection.dbapi_connection),
+                        storage_order_sql(rd.table), batch):
+                    yield keys, encoded
+                    last = rowid
+                return
             except sqlite3.Error:
                 pass  # this batch goes the row way, from the last rowid yielded
         key_at = rd.names.index("key")

@@ -121,11 +121,11 @@ def _cut(change: bytes) -> tuple[str, str, bytes | None] | None:
 
 
 def json_batches(raw: sqlite3.Connection, sql: str, batch: int
-                 ) -> Iterator[tuple[list[str], list[bytes]]]:
-    """(keys, encodings) of a table, ``batch`` rows at a time in storage order, from ``sql``:
-    ``SELECT rowid, key, encoding FROM ...`` without WHERE or ORDER BY, written by the caller.
-    A query that refuses a row raises ``sqlite3.Error``: the caller reads the table another
-    way."""
+                 ) -> Iterator[tuple[int, list[str], list[bytes]]]:
+    """(last rowid, keys, encodings) of a table, ``batch`` rows at a time in storage order,
+    from ``sql``: ``SELECT rowid, key, encoding FROM ...`` without WHERE or ORDER BY, written
+    by the caller. A query that refuses a row raises ``sqlite3.Error``: the caller reads the
+    table another way (from the last rowid it was given)."""
     cur = raw.cursor()
     try:
         last = None
@@ -133,8 +133,8 @@ def json_batches(raw: sqlite3.Connection, sql: str, batch: int
             where = "" if last is None else f" WHERE rowid > {int(last)}"
             rows = cur.execute(f"{sql}{where} ORDER BY rowid LIMIT {int(batch)}").fetchall()
             if rows:
-                yield [r[1] for r in rows], [r[2] for r in rows]
                 last = rows[-1][0]
+                yield last, [r[1] for r in rows], [r[2] for r in rows]
             if len(rows) < batch:
                 return
     finally:
@@ -199,7 +199,8 @@ def _compare_stored(raw: sqlite3.Connection, head_sql: str, head: int, stop: int
     out: dict[str, Odd | None] = {}
     for name, sql in tables:
         try:
-            out[name] = odd_rows(json_batches(raw, sql, batch), last.get(name, {}))
+            out[name] = odd_rows(((keys, encoded) for _rowid, keys, encoded
+                                  in json_batches(raw, sql, batch)), last.get(name, {}))
         except sqlite3.Error:
             out[name] = None
     return out
