@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from cutru.access import abuse
 from cutru.backup import Repository
 from cutru.backup.archive import archive_once
 from cutru.backup.targets import LocalTarget
+from cutru.journal.helper import HelperFailed
 from cutru.recovery import integrity
 from cutru.services.registry import Registry
 from cutru.services.restore import check_against_archive
@@ -131,3 +134,29 @@ def test_quick_check_catches_an_edited_entry_after_the_last_checkpoint(
     exec_sql(registry, "UPDATE journal SET purpose = 'giả mạo' WHERE seq = :s", s=last)
     report = integrity.quick_check(registry.db, public_keys=registry.public_keys())
     assert any(p.kind == "chain" and p.seq == last for p in report.problems)
+
+
+def test_the_watch_goes_on_after_a_helper_process_ends(registry: Registry,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A helper that dies under a scheduled check (HelperFailed, a CutruError) is logged and
+    the watch keeps its schedule: its thread does not end with it."""
+    seed(registry, 3)
+    real = registry.quick_check
+    calls: list[int] = []
+
+    def flaky() -> integrity.Report:
+        calls.append(1)
+        if len(calls) == 1:
+            raise HelperFailed("the helper process ended: it exited")
+        return real()
+
+    monkeypatch.setattr(registry, "quick_check", flaky)
+    watch = IntegrityWatch(registry, interval=0.05)
+    watch.start()
+    try:
+        deadline = time.monotonic() + 30
+        while watch.checks < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        watch.stop()
+    assert len(calls) >= 2 and watch.checks >= 1 and watch.last_ok is True
