@@ -27,6 +27,7 @@ LAST_IMAGES_SQL = "SELECT seq, CAST(changes AS BLOB) FROM journal WHERE seq <= ?
 #: members of a change in key order, no whitespace).
 _FIRST, _NEXT = b'[{"after":', b',{"after":'
 _BEFORE, _KEY, _TABLE = b',"before":', b',"key":', b',"table":'
+_KEY_TEXT = _KEY + b'"'
 
 #: ``table -> key -> (seq, after-image)``: see :func:`last_images`.
 LastImages = dict[str, dict[str, tuple[int, bytes | None]]]
@@ -61,8 +62,10 @@ def last_images(raw: sqlite3.Connection, *, stop: int | None = None,
     last: LastImages = {}
     kept = None if only is None else frozenset(only)
     dropped = frozenset(skip)
-    wanted = tuple(table_end(t) for t in sorted(kept or ()))
+    wanted = {table_end(t): t for t in sorted(kept or ())}  # by the end of their changes
+    ends = tuple(wanted)
     unwanted = tuple(table_end(t) for t in sorted(dropped))
+    passed: tuple[bytes, ...] = unwanted  # ends of tables whose changes are passed over
     try:
         cur.execute(LAST_IMAGES_SQL, (2**63 - 1 if stop is None else stop,))
         while rows := cur.fetchmany(5_000):
@@ -77,19 +80,28 @@ def last_images(raw: sqlite3.Connection, *, stop: int | None = None,
                 parts[-1] = parts[-1][:-1]
                 for change in parts:
                     # change: A,"before":B,"key":K,"table":T}
-                    if unwanted and change.endswith(unwanted):
-                        continue
-                    mine = not wanted or change.endswith(wanted)
-                    if not mine and change.find(b"\\", change.rfind(_KEY)) < 0:
-                        continue  # another table's change, its name written plainly
-                    got = _cut(change)
+                    if ends and change.endswith(ends):
+                        got = _cut_plain(change, wanted)
+                    elif passed and change.endswith(passed):
+                        continue  # a dropped table's, or another's, its name written plainly
+                    else:  # a table not met before, or a name written with escapes
+                        got = _cut(change)
+                        if got is None:
+                            return None
+                        table = got[0]
+                        if table in dropped or (kept is not None and table in kept):
+                            return None  # a kept or dropped table's name, escaped
+                        plain = change.endswith(end := table_end(table))
+                        if kept is not None:
+                            if plain:
+                                passed += (end,)
+                            continue
+                        if plain:  # every table is kept: its next changes are cut plainly
+                            wanted[end] = table
+                            ends += (end,)
                     if got is None:
                         return None
                     table, key, after = got
-                    if table in dropped or (not mine and kept is not None and table in kept):
-                        return None  # a kept or dropped table's name, escaped
-                    if not mine:
-                        continue
                     rows_of = last.get(table)
                     if rows_of is None:
                         rows_of = last[table] = {}
@@ -118,6 +130,21 @@ def _cut(change: bytes) -> tuple[str, str, bytes | None] | None:
         return None
     after = change[:i]
     return name, key, None if after == b"null" else after
+
+
+def _cut_plain(change: bytes, wanted: Mapping[bytes, str]
+               ) -> tuple[str, str, bytes | None] | None:
+    """:func:`_cut` of a change that ends as one of ``wanted``'s canonical table ends, the
+    key read without a JSON parser where it is written plainly (no quote, no escape)."""
+    i, j = change.find(_BEFORE), change.rfind(_KEY_TEXT)
+    end = change.rfind(_TABLE)
+    if i < 0 or j < i or change.find(_BEFORE, i + 1) >= 0 or end < j:
+        return None
+    key = change[j + len(_KEY_TEXT):end - 1]
+    if change[end - 1] != 0x22 or b'"' in key or b"\\" in key:
+        return _cut(change)  # a key written with escapes
+    after = change[:i]
+    return wanted[change[end:]], key.decode(), None if after == b"null" else after
 
 
 def json_batches(raw: sqlite3.Connection, sql: str, batch: int
