@@ -22,9 +22,10 @@ from cutru.backup.snapshot import list_snapshots
 from cutru.errors import ImportLineError, InputError, RepositoryDamaged
 from cutru.journal import canonical
 from cutru.journal.helper import Helper, helper_process
+from cutru.recovery import integrity
 from cutru.recovery.integrity import replay_state
 from cutru.services.registry import Registry
-from cutru.store import journal_store
+from cutru.store import journal_store, stored_bytes
 from cutru.store.engine import Database
 from cutru.store.rows import NetChanges
 from tests.backup.test_snapshot import journal_of, tables
@@ -250,8 +251,9 @@ def test_last_images_are_the_journal_replayed(archived: tuple[Registry, Reposito
     assert {k: seq for k, (seq, _image) in flat.items()} == written
     kept = {k: image for k, (_seq, image) in flat.items() if image is not None}
     assert kept.keys() == rows.keys() and len(written) > len(rows), "deleted rows: None"
-    assert all(image == canonical.encode(rows[k]) for k, image in kept.items()), \
-        "byte for byte the canonical encoding"
+    assert all(stored_bytes.after_image(change) == canonical.encode(rows[k])
+               and stored_bytes.holds(change, canonical.encode(rows[k]))
+               for k, change in kept.items()), "byte for byte the canonical encoding"
 
 
 def test_last_images_shared_between_two_readers_are_the_whole(
@@ -297,6 +299,12 @@ def test_a_table_name_written_with_an_escape_is_not_as_stored(
         reg.close()
 
 
+def cut(last: journal_store.LastImages) -> dict[str, dict[str, tuple[int, bytes | None]]]:
+    """Each row's (seq, after-image bytes) of what last_images gives."""
+    return {table: {key: (seq, None if change is None else stored_bytes.after_image(change))
+                    for key, (seq, change) in rows.items()} for table, rows in last.items()}
+
+
 @pytest.mark.parametrize(("only", "skip"), [(("persons",), ()), (None, ()),
                                            (None, ("residences",))])
 def test_a_key_written_with_an_escape_is_read_as_its_value(
@@ -319,15 +327,35 @@ def test_a_key_written_with_an_escape_is_read_as_its_value(
         with reg.db.read() as conn:
             assert "\\u" in conn.exec_driver_sql(
                 "SELECT changes FROM journal WHERE seq = ?", (written[-1][0],)).scalar_one()
-            assert journal_store.last_images(conn, only=only, skip=skip) == before
+            after = journal_store.last_images(conn, only=only, skip=skip)
+        assert after is not None and cut(after) == cut(before)
     finally:
         reg.close()
+
+
+def test_a_column_called_before_is_compared_by_its_bytes_or_parsed() -> None:
+    """A row image with a column called ``before`` holds the marker that ends an
+    after-image: the image the change begins with is still known by the live row's bytes,
+    and cut out by parsing, not by the marker."""
+    change = b'{"a":1,"before":2},"before":{"a":0,"before":1},"key":"k","table":"t"}'
+    assert stored_bytes.holds(change, b'{"a":1,"before":2}')
+    assert not stored_bytes.holds(change, b'{"a":1}')
+    assert not stored_bytes.holds(None, b'{"a":1}')
+    with pytest.raises(ValueError, match="cannot be cut out"):
+        stored_bytes.after_image(change)
+    assert integrity._image(change) == {"a": 1, "before": 2}
+    assert stored_bytes.after_image(b'{"a":1},"before":null,"key":"k","table":"t"}') \
+        == b'{"a":1}'
+    odd = stored_bytes.odd_rows([(["k", "m"], [b'{"a":1,"before":2}', b'{"a":3}'])],
+                                {"k": (4, change), "m": (5, b'{"a":3},"before":null}')})
+    assert odd == [], "equal bytes: nothing to cut out"
+    with pytest.raises(ValueError):
+        stored_bytes.odd_rows([(["k"], [b'{"a":2,"before":2}'])], {"k": (4, change)})
 
 
 @pytest.mark.parametrize("changes", [
     "[1]", '[{"table": 5, "key": "k", "after": null}]', "not json",
     '[{"after":null,"key":"k","table":"persons"}]',  # no before
-    '[{"after":{"a":1,"before":2},"before":null,"key":"k","table":"persons"}]',
     '[{"after":null,"before":null,"key":"k","table":5}]'])
 def test_last_images_give_way_when_changes_are_not_rows(tmp_path: Path, changes: str) -> None:
     reg, _clock, _repo = build(tmp_path, history(6, seed=2))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Table, delete, func, select, update
 
@@ -349,16 +349,26 @@ def _compare(conn: Connection, stop: int, *, only: Collection[str] | None = None
         except (ProjectionMismatch, ValueError):
             differ = None  # read again, value by value
         if differ is None:
-            want = {key: canonical.loads(image) for key, (_seq, image) in images.items()
-                    if image is not None}
+            want = {key: _image(change) for key, (_seq, change) in images.items()
+                    if change is not None}
             differ = [(key, row, image, _seq_of(images.get(key)))
                       for key, row, image in _differing_plain(conn, table, want)]
         out.extend(Differs(table.name, key, row, image, seq) for key, row, image, seq in differ)
     if only is None:
-        out.extend(Differs(name, key, None, canonical.loads(image), seq)
-                   for name, rows in last.items() for key, (seq, image) in rows.items()
-                   if image is not None)
+        out.extend(Differs(name, key, None, _image(change), seq)
+                   for name, rows in last.items() for key, (seq, change) in rows.items()
+                   if change is not None)
     return out
+
+
+def _image(change: bytes) -> dict[str, Any]:
+    """The after-image of a stored change (:func:`~cutru.store.stored_bytes.last_images`),
+    parsed: cut out by its bytes where it can be, else by parsing the whole change."""
+    try:
+        image = stored_bytes.after_image(change)
+    except ValueError:
+        return cast(dict[str, Any], canonical.loads(b'{"after":' + change)["after"])
+    return cast(dict[str, Any], canonical.loads(image))
 
 
 def _seq_of(got: tuple[int, bytes | None] | None) -> int | None:

@@ -29,7 +29,9 @@ _FIRST, _NEXT = b'[{"after":', b',{"after":'
 _BEFORE, _KEY, _TABLE = b',"before":', b',"key":', b',"table":'
 _KEY_TEXT = _KEY + b'"'
 
-#: ``table -> key -> (seq, after-image)``: see :func:`last_images`.
+#: How a change that deletes its row begins.
+_DELETES = b"null" + _BEFORE
+#: ``table -> key -> (seq, stored change)``: see :func:`last_images`.
 LastImages = dict[str, dict[str, tuple[int, bytes | None]]]
 #: Rows whose bytes differ: ``(key, live encoding or None, journal image or None, seq of the
 #: last entry that wrote the row or None)``; see :func:`odd_rows`.
@@ -40,19 +42,21 @@ def last_images(raw: sqlite3.Connection, *, stop: int | None = None,
                 only: Collection[str] | None = None, skip: Collection[str] = ()
                 ) -> LastImages | None:
     """For every row the journal (up to ``stop``) ever wrote, by table then key,
-    ``(seq, after-image)`` of the last change to it, the image as its stored bytes (None for
-    a deletion), cut out of each entry's stored changes without parsing a row image:
-    Python never decodes one. ``only`` keeps the rows of those tables alone, ``skip`` drops
-    those tables' rows: two processes can share the work.
+    ``(seq, change)`` of the last change to it: the change as its stored bytes from its
+    after-image on, ``A,"before":B,"key":K,"table":T}`` (None for a deletion), cut out of
+    each entry's stored changes without parsing a row image: Python never decodes one.
+    :func:`holds` tells whether a change's after-image is given bytes, :func:`after_image`
+    cuts it out. ``only`` keeps the rows of those tables alone, ``skip`` drops those
+    tables' rows: two processes can share the work.
 
     The stored changes are the canonical encoding of a list of changes, each
     ``{"after":A,"before":B,"key":K,"table":T}`` with ``A`` and ``B`` flat row objects (or
-    null), whose strings escape every ``"``: the list splits at each ``,{"after":``, and a
-    change's after-image ends at its one ``,"before":``. Only ``"key":K,"table":T`` is
-    read, and must be two strings; a change that ends as a kept or dropped table's
-    canonical ``,"table":"name"}`` is known by that end, and one of another table is not
-    read at all. None where any entry is not so (changes that are not such a list, a change
-    that does not split so, the name of a kept or dropped table written with an escape): the
+    null), whose strings escape every ``"``: the list splits at each ``,{"after":``. Only
+    ``"key":K,"table":T`` is read, from the end, and must be two strings after a
+    ``,"before":``; a change that ends as a kept or dropped table's canonical
+    ``,"table":"name"}`` is known by that end, and one of another table is not read at
+    all. None where any entry is not so (changes that are not such a list, a change that
+    does not end so, the name of a kept or dropped table written with an escape): the
     caller then decodes the changes itself. A caller comparing these bytes must still treat
     a difference as "compare the values", never as proof of one.
 
@@ -101,11 +105,11 @@ def last_images(raw: sqlite3.Connection, *, stop: int | None = None,
                             ends += (end,)
                     if got is None:
                         return None
-                    table, key, after = got
+                    table, key, stored = got
                     rows_of = last.get(table)
                     if rows_of is None:
                         rows_of = last[table] = {}
-                    rows_of[key] = (seq, after)
+                    rows_of[key] = (seq, stored)
     except (sqlite3.Error, ValueError, AttributeError):  # not JSON; not an object; not UTF-8
         return None
     finally:
@@ -119,32 +123,49 @@ def table_end(table: str) -> bytes:
 
 
 def _cut(change: bytes) -> tuple[str, str, bytes | None] | None:
-    """(table, key, after-image bytes or None) of one stored change
+    """(table, key, the change or None for a deletion) of one stored change
     ``A,"before":B,"key":K,"table":T}``; None where it does not read so."""
-    i, j = change.find(_BEFORE), change.rfind(_KEY)
-    if i < 0 or j < i or change.find(_BEFORE, i + 1) >= 0:
+    j = change.rfind(_KEY)
+    if j < 0 or change.rfind(_BEFORE, 0, j) < 0:
         return None
     tail = orjson.loads(b"{" + change[j + 1:])
     if len(tail) != 2 or type(key := tail.get("key")) is not str \
             or type(name := tail.get("table")) is not str:
         return None
-    after = change[:i]
-    return name, key, None if after == b"null" else after
+    return name, key, None if change.startswith(_DELETES) else change
 
 
 def _cut_plain(change: bytes, wanted: Mapping[bytes, str]
                ) -> tuple[str, str, bytes | None] | None:
     """:func:`_cut` of a change that ends as one of ``wanted``'s canonical table ends, the
-    key read without a JSON parser where it is written plainly (no quote, no escape)."""
-    i, j = change.find(_BEFORE), change.rfind(_KEY_TEXT)
-    end = change.rfind(_TABLE)
-    if i < 0 or j < i or change.find(_BEFORE, i + 1) >= 0 or end < j:
+    key read without a JSON parser where it is written plainly (no quote, no escape). Read
+    from the end: the after-image, most of the bytes, is not searched."""
+    j, end = change.rfind(_KEY_TEXT), change.rfind(_TABLE)
+    if j < 0 or end < j or change.rfind(_BEFORE, 0, j) < 0:
         return None
     key = change[j + len(_KEY_TEXT):end - 1]
     if change[end - 1] != 0x22 or b'"' in key or b"\\" in key:
         return _cut(change)  # a key written with escapes
-    after = change[:i]
-    return wanted[change[end:]], key.decode(), None if after == b"null" else after
+    return wanted[change[end:]], key.decode(), None if change.startswith(_DELETES) else change
+
+
+def holds(change: bytes | None, data: bytes) -> bool:
+    """Whether the stored ``change`` (see :func:`last_images`) has ``data``, the canonical
+    encoding of a row, as its after-image: whether it begins with ``data,"before":``. A
+    row's encoding is a whole JSON object, so the after-image a change begins with ends
+    where ``data`` ends, whatever its rows' columns are called."""
+    return change is not None and change.startswith(data) \
+        and change.startswith(_BEFORE, len(data))
+
+
+def after_image(change: bytes) -> bytes:
+    """The after-image of a stored change (see :func:`last_images`), as its bytes.
+    ``ValueError`` where the change does not hold one ``,"before":`` (a column called
+    ``before``): where its image ends is then for a JSON parser to say."""
+    i = change.find(_BEFORE)
+    if i < 0 or change.find(_BEFORE, i + 1) >= 0:
+        raise ValueError("a change whose after-image cannot be cut out by its bytes")
+    return change[:i]
 
 
 def json_batches(raw: sqlite3.Connection, sql: str, batch: int
@@ -171,9 +192,11 @@ def json_batches(raw: sqlite3.Connection, sql: str, batch: int
 def odd_rows(batches: Iterable[tuple[list[str], list[bytes]]],
              images: Mapping[str, tuple[int, bytes | None]]) -> Odd:
     """The live rows (``batches`` of keys and canonical encodings) whose bytes are not the
-    journal's image of them (``images``: ``(seq, image bytes or None)`` by key), then the
-    rows the journal holds an image of and the live tables do not. Equal bytes are equal
-    rows; the caller compares the rows returned as values."""
+    journal's image of them (``images``: ``(seq, stored change or None)`` by key, as
+    :func:`last_images` gives them), then the rows the journal holds an image of and the
+    live tables do not, each with the journal's after-image (:func:`after_image`, whose
+    ``ValueError`` this raises). Equal bytes are equal rows; the caller compares the rows
+    returned as values."""
     odd: Odd = []
     live_keys: list[str] = []
     matched = 0
@@ -182,16 +205,19 @@ def odd_rows(batches: Iterable[tuple[list[str], list[bytes]]],
         live_keys.extend(keys)
         for key, data in zip(keys, encoded, strict=True):
             got = get(key)
-            if got is not None and got[1] == data:
+            if got is None:
+                odd.append((key, data, None, None))
+            elif holds(got[1], data):
                 matched += 1
             else:
-                odd.append((key, data, None, None) if got is None else (key, data, got[1],
-                                                                           got[0]))
+                odd.append((key, data, None if got[1] is None else after_image(got[1]),
+                            got[0]))
     present = matched + sum(1 for _k, _d, image, _s in odd if image is not None)
-    if present < sum(1 for _seq, image in images.values() if image is not None):
+    if present < sum(1 for _seq, change in images.values() if change is not None):
         live = set(live_keys)  # some rows the journal holds are gone
-        odd.extend((key, None, image, seq) for key, (seq, image) in images.items()
-                   if image is not None and key not in live)
+        odd.extend((key, None, after_image(change), seq)
+                   for key, (seq, change) in images.items()
+                   if change is not None and key not in live)
     return odd
 
 
@@ -202,7 +228,7 @@ def compare_stored(path: str, head_sql: str, head: int, stop: int,
     to the SQLite file ``path``: in a helper process. None when this connection's snapshot
     does not hold the journal head ``head`` (``head_sql`` reads it) as the caller's did, or
     the journal's changes do not split as stored; a table's None where its query refused a
-    row."""
+    row, or an after-image could not be cut out by its bytes."""
     raw = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         with collector_paused():  # millions of (seq, image) tuples, in no cycle
@@ -228,6 +254,6 @@ def _compare_stored(raw: sqlite3.Connection, head_sql: str, head: int, stop: int
         try:
             out[name] = odd_rows(((keys, encoded) for _rowid, keys, encoded
                                   in json_batches(raw, sql, batch)), last.get(name, {}))
-        except sqlite3.Error:
+        except (sqlite3.Error, ValueError):  # a row the query refused; an image not cut
             out[name] = None
     return out
