@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from concurrent.futures import ThreadPoolExecutor
 
 import blake3
 import pytest
@@ -214,3 +215,23 @@ def test_advance_equals_stepwise_update(steps: list[tuple[list[bytes], list[byte
     batched = start.copy()
     assert batched.advance(steps) == expected
     assert batched == stepwise
+    saved = lthash._BATCH
+    lthash._BATCH = 3  # runs of steps cut at every few rows, and steps larger than a run
+    try:
+        again = start.copy()
+        assert again.advance(steps) == expected
+        assert again == stepwise
+    finally:
+        lthash._BATCH = saved
+
+
+def test_a_batch_is_expanded_into_the_threads_matrix_again_and_again() -> None:
+    """Batches reuse one matrix per thread; the sums do not carry from one to the next,
+    and two threads summing at once each use their own."""
+    items = [bytes([i]) * (i + 1) for i in range(50)]
+    expected = [lthash.sum_expansions(items[:n]) for n in (50, 7, 1, 0)]
+    assert expected[-1] == LtHash.empty().to_bytes()
+    assert [lthash.sum_expansions(items[:n]) for n in (50, 7, 1, 0)] == expected
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda n: lthash.sum_expansions(items[:n]), [50, 7, 1, 0] * 25))
+    assert got == expected * 25
