@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,69 @@ def test_rows_and_state_equal_the_plain_way(registry: Registry) -> None:
         state = LtHash.of(row_element(t, k, r) for t, k, r in expected)
         assert projection.projection_state(conn, helper=False) == (state, len(expected))
         assert projection.projection_state(conn, helper=True) == (state, len(expected))
+
+
+def spy_beside(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Record what each projection_state's ``_beside`` gave: the helper's future, or None."""
+    given: list[Any] = []
+    real = projection._beside
+
+    def recording(*args: Any) -> Any:
+        given.append(real(*args))
+        return given[-1]
+
+    monkeypatch.setattr(projection, "_beside", recording)
+    return given
+
+
+def test_tables_summed_beside_in_a_helper_give_the_same_digest(
+        registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a SQLite file a helper reads and sums persons and ID numbers on its own
+    connection while this process reads the rest: the same state and count. Where its
+    snapshot holds another journal head (a change committed after this one's began), or it
+    dies, those tables are read here: still the digest of this process's snapshot."""
+    if not registry.db.is_sqlite:
+        pytest.skip("a helper reads tables beside its caller on a SQLite file only")
+    seed(registry, 60)
+    target = person_keys(registry, 1)
+    add_awkward_rows(registry)
+    given = spy_beside(monkeypatch)
+    with registry.db.read() as conn:
+        alone = projection.projection_state(conn, helper=False)
+        assert given == []
+        assert projection.projection_state(conn, helper=True) == alone
+        assert given[-1] is not None and given[-1].result() is not None, "summed there"
+        head = registry.journal_length()
+        adjust(registry, target, "later")  # committed after this snapshot began
+        assert registry.journal_length() == head + 1
+        assert projection.projection_state(conn, helper=True) == alone
+        assert given[-1] is not None and given[-1].result() is None, "another head there"
+    with registry.db.read() as conn:
+        moved = projection.projection_state(conn, helper=False)
+        assert moved != alone
+        failed: Future[Any] = Future()
+        failed.set_exception(HelperFailed("the helper ended"))
+        monkeypatch.setattr(projection, "_beside", lambda *args: failed)
+        assert projection.projection_state(conn, helper=True) == moved
+
+
+def test_a_table_the_helper_cannot_read_is_read_here(
+        registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A value the query refuses (a REAL in an integer column, direct SQL) in a table the
+    helper reads: that table is read here, the row way, which names the row."""
+    if not registry.db.is_sqlite:
+        pytest.skip("PostgreSQL keeps a column's type: only SQLite stores such values")
+    seed(registry, 20)
+    key = person_keys(registry, 3)[1]
+    with registry.db.engine.begin() as conn:
+        conn.execute(text("UPDATE persons SET birth_year = 1985.5 WHERE key = :k"), {"k": key})
+    given = spy_beside(monkeypatch)
+    with registry.db.read() as conn:
+        with pytest.raises(ProjectionMismatch) as raised:
+            projection.projection_state(conn, helper=True)
+        assert given[-1] is not None and given[-1].result()[0] is None
+        assert given[-1].result()[1] is not None, "ID numbers summed there"
+        assert (raised.value.details["table"], raised.value.details["key"]) == ("persons", key)
 
 
 @pytest.mark.parametrize(("sql", "error"), [

@@ -346,6 +346,11 @@ class Summer:
                 self._submit = None
         self._state.combine(LtHash.from_bytes(fn(*args)))
 
+    def add_state(self, state: bytes) -> None:
+        """Add every element of a multiset whose state (:meth:`LtHash.to_bytes`) was summed
+        elsewhere."""
+        self._state.combine(LtHash.from_bytes(state))
+
     def result(self) -> LtHash:
         """The state of everything added (waits for the helper's share)."""
         self._collect(block=True)

@@ -33,6 +33,8 @@ from cutru.store import journal_store, stored_bytes
 from cutru.store.bulk import deferred_indexes
 from cutru.store.engine import Database
 from cutru.store.projection import (
+    BESIDE,
+    HEAD_SEQ_SQL,
     ROW_BATCH,
     encoded_rows,
     projection_state,
@@ -216,9 +218,6 @@ def replay_state(conn: Connection, stop: int | None = None
     return rows, written
 
 
-#: Tables whose rows a helper process compares while this one compares the others: persons
-#: and their ID numbers, about half of a registry's rows and of its journal's changes.
-BESIDE = ("persons", "id_numbers")
 #: Journal entries from which pinpointing starts that helper (below, the helper's start
 #: would cost more than it saves: 100,000 persons are about 41,500 entries).
 BESIDE_MIN_ENTRIES = 10_000
@@ -301,9 +300,6 @@ def _pinpoint(conn: Connection) -> list[Problem]:
     return _findings(mine + theirs)
 
 
-#: The journal head's position, as the helper process reads it on its own connection.
-HEAD_SEQ_SQL = str(select(journal_head.c.seq).where(journal_head.c.id == 1).compile(
-    compile_kwargs={"literal_binds": True}))
 
 
 def _settle_beside(conn: Connection, stop: int, stored: dict[str, Odd | None]

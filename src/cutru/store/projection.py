@@ -30,21 +30,29 @@ from functools import cache
 from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import Connection, Integer, Table
+from sqlalchemy import Connection, Integer, Table, select
 
 from cutru.errors import InputError, ProjectionMismatch
 from cutru.journal import canonical
-from cutru.journal.helper import helper_process
+from cutru.journal.helper import Helper, HelperFailed, helper_process
 from cutru.journal.lthash import LtHash, Summer, table_prefix
-from cutru.store import stored_bytes
+from cutru.store import stored_bytes, stored_digest
 from cutru.store.engine import fetch_escaping
 from cutru.store.rows import layout
-from cutru.store.schema import PROJECTION, PROJECTION_BY_NAME
+from cutru.store.schema import PROJECTION, PROJECTION_BY_NAME, journal_head
 
 ROW_BATCH = 5000  # rows per query (keyset pagination by key)
 #: Below this many rows the state digest is computed in one process (a helper process costs
-#: about 0.1 s to start); :func:`projection_state` starts one once it has seen this many.
+#: about 0.1 s to start); :func:`projection_state` starts one once it has seen this many
+#: (on a SQLite file, once the tables of :data:`BESIDE` hold half as many).
 HELPER_MIN_ROWS = 40_000
+#: Tables whose rows a helper process reads while this one reads the others, on a SQLite
+#: file: persons and their ID numbers, about half of a registry's rows and of its journal's
+#: changes (:func:`projection_state`; pinpointing, :mod:`cutru.recovery.integrity`).
+BESIDE = ("persons", "id_numbers")
+#: The journal head's position, as a helper process reads it on its own connection.
+HEAD_SEQ_SQL = str(select(journal_head.c.seq).where(journal_head.c.id == 1).compile(
+    compile_kwargs={"literal_binds": True}))
 
 #: ``submit(fn, *args) -> Future``: an executor's submit, for :class:`~cutru.journal.lthash.Summer`.
 Submit = Callable[..., Future[bytes]]
@@ -313,26 +321,83 @@ def projection_state(conn: Connection, progress: Callable[[int], None] | None = 
     """The state digest recomputed from the live tables (not from the journal head), and
     the number of rows.
 
-    ``submit`` hands batches of expansions to an executor the caller runs; otherwise, unless
-    ``helper`` is False, a helper process is started once :data:`HELPER_MIN_ROWS` rows have
-    been read (``helper=True``: from the start)."""
+    ``submit`` hands batches of expansions to an executor the caller runs. Otherwise, unless
+    ``helper`` is False, a helper process shares the work (``helper=True``: whatever the
+    size). On a SQLite file whose :data:`BESIDE` tables hold :data:`HELPER_MIN_ROWS` / 2
+    rows, it reads and sums those tables itself, on its own connection, while this process
+    reads and sums the others (:func:`cutru.store.stored_digest.sum_stored`); its snapshot
+    must hold this one's journal head, else this process reads those tables too. Elsewhere
+    it is started once :data:`HELPER_MIN_ROWS` rows have been read, and sums batches this
+    process reads. Progress is reported as rows are read here, and a helper's rows when it
+    is done."""
     count = 0
     with ExitStack() as stack:
         summer = Summer(submit, inflight=8)
-        want_helper = submit is None and helper is not False
+        beside = None if submit is not None or helper is False else _beside(conn, stack,
+                                                                             helper is True)
+        want_helper = submit is None and helper is not False and beside is None
         threshold = 0 if helper else HELPER_MIN_ROWS
         for table in PROJECTION:
-            prefix = reader(table.name, conn.dialect.name).prefix
+            if beside is not None and table.name in BESIDE:
+                continue
             for keys, encoded in encoded_rows(conn, table, ordered=False):
                 if want_helper and count >= threshold:
                     want_helper = False
                     pool = stack.enter_context(helper_process())
                     if pool is not None:
                         summer.use(pool.submit)
-                summer.add_rows(keys, encoded, prefix)
-                count += len(keys)
-                if progress:
-                    progress(len(keys))
+                count += _add(conn, summer, table, keys, encoded, progress)
+        if beside is not None:
+            try:
+                summed = beside.result()
+            except HelperFailed:
+                summed = None
+            for name, got in zip(BESIDE, summed or [None] * len(BESIDE), strict=True):
+                if got is None:  # read here: another head there, a row its query refused
+                    table = PROJECTION_BY_NAME[name]
+                    for keys, encoded in encoded_rows(conn, table, ordered=False):
+                        count += _add(conn, summer, table, keys, encoded, progress)
+                else:
+                    summer.add_state(got[0])
+                    count += got[1]
+                    if progress:
+                        progress(got[1])
         state = summer.result()
     return state, count
+
+
+def _add(conn: Connection, summer: Summer, table: Table, keys: list[str],
+         encoded: list[bytes], progress: Callable[[int], None] | None) -> int:
+    """Add a batch of ``table``'s rows to ``summer``; the number of rows."""
+    summer.add_rows(keys, encoded, reader(table.name, conn.dialect.name).prefix)
+    if progress:
+        progress(len(keys))
+    return len(keys)
+
+
+def _beside(conn: Connection, stack: ExitStack, always: bool
+            ) -> Future[list[tuple[bytes, int] | None] | None] | None:
+    """The :data:`BESIDE` tables' states and counts, summed by a helper process that the
+    stack closes, on a SQLite file where their rows are that many (``always``: whatever
+    their number) and the query's encodings are canonical; else None."""
+    if conn.dialect.name != "sqlite" or not sqlite_json_ok(conn):
+        return None
+    database = conn.engine.url.database or ""  # in memory: a new connection would not see it
+    if not database or ":memory:" in database or "mode=memory" in database:
+        return None
+    tables = [PROJECTION_BY_NAME[name] for name in BESIDE]
+    if not always and sum(  # about their rows, without counting them
+            conn.exec_driver_sql(f"SELECT max(rowid) FROM {t.name}").scalar() or 0
+            for t in tables) < HELPER_MIN_ROWS // 2:
+        return None
+    head = conn.exec_driver_sql(HEAD_SEQ_SQL).scalar()
+    pool: Helper | None = stack.enter_context(helper_process())
+    if head is None or pool is None:
+        return None
+    try:
+        return pool.submit(stored_digest.sum_stored, database, HEAD_SEQ_SQL, int(head),
+                           [(t.name, storage_order_sql(t.name), table_prefix(t.name))
+                            for t in tables], ROW_BATCH)
+    except HelperFailed:
+        return None
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 
 import orjson
 
@@ -229,31 +230,34 @@ def compare_stored(path: str, head_sql: str, head: int, stop: int,
     does not hold the journal head ``head`` (``head_sql`` reads it) as the caller's did, or
     the journal's changes do not split as stored; a table's None where its query refused a
     row, or an after-image could not be cut out by its bytes."""
+    with snapshot(path, head_sql, head) as raw, collector_paused():  # millions of tuples
+        if raw is None:
+            return None
+        last = last_images(raw, stop=stop, only=[name for name, _sql in tables])
+        if last is None:
+            return None
+        out: dict[str, Odd | None] = {}
+        for name, sql in tables:
+            try:
+                out[name] = odd_rows(((keys, encoded) for _rowid, keys, encoded
+                                      in json_batches(raw, sql, batch)), last.get(name, {}))
+            except (sqlite3.Error, ValueError):  # a row the query refused; an image not cut
+                out[name] = None
+        return out
+
+
+@contextmanager
+def snapshot(path: str, head_sql: str, head: int) -> Iterator[sqlite3.Connection | None]:
+    """A new connection to the SQLite file ``path``, in a read transaction whose snapshot
+    holds the journal head ``head`` (``head_sql`` reads it) as its caller's does; None
+    where it does not (the registry has moved on since). For a helper process that reads
+    tables beside its caller: the journal is only appended to, and the application writes
+    no projection row without it, so the two snapshots hold the same application state."""
     raw = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
-        with collector_paused():  # millions of (seq, image) tuples, in no cycle
-            return _compare_stored(raw, head_sql, head, stop, tables, batch)
+        raw.execute("PRAGMA busy_timeout=30000")
+        raw.execute("BEGIN")
+        row = raw.execute(head_sql).fetchone()
+        yield raw if row is not None and row[0] == head else None
     finally:
         raw.close()
-
-
-def _compare_stored(raw: sqlite3.Connection, head_sql: str, head: int, stop: int,
-                    tables: list[tuple[str, str]], batch: int
-                    ) -> dict[str, Odd | None] | None:
-    """:func:`compare_stored` on an open connection."""
-    raw.execute("PRAGMA busy_timeout=30000")
-    raw.execute("BEGIN")
-    row = raw.execute(head_sql).fetchone()
-    if row is None or row[0] != head:
-        return None
-    last = last_images(raw, stop=stop, only=[name for name, _sql in tables])
-    if last is None:
-        return None
-    out: dict[str, Odd | None] = {}
-    for name, sql in tables:
-        try:
-            out[name] = odd_rows(((keys, encoded) for _rowid, keys, encoded
-                                  in json_batches(raw, sql, batch)), last.get(name, {}))
-        except (sqlite3.Error, ValueError):  # a row the query refused; an image not cut
-            out[name] = None
-    return out
