@@ -234,7 +234,7 @@ def one_size(persons: int, work: Path, steps: Steps, args: argparse.Namespace
         wal_checkpoint(db_file)
         t0 = perf_counter()
         with reg.db.read() as conn:
-            _state, rows = projection_state(conn)
+            _state, rows = projection_state(conn, beside=True)  # as verify reads
         digest_seconds = perf_counter() - t0
         t0 = perf_counter()
         quick = integrity.quick_check(reg.db, public_keys=keys)

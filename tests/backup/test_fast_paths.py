@@ -99,6 +99,8 @@ def test_rows_and_state_equal_the_plain_way(registry: Registry) -> None:
         state = LtHash.of(row_element(t, k, r) for t, k, r in expected)
         assert projection.projection_state(conn, helper=False) == (state, len(expected))
         assert projection.projection_state(conn, helper=True) == (state, len(expected))
+        assert projection.projection_state(conn, helper=True, beside=True) == (
+            state, len(expected))
 
 
 def spy_beside(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
@@ -129,12 +131,12 @@ def test_tables_summed_beside_in_a_helper_give_the_same_digest(
     with registry.db.read() as conn:
         alone = projection.projection_state(conn, helper=False)
         assert given == []
-        assert projection.projection_state(conn, helper=True) == alone
+        assert projection.projection_state(conn, helper=True, beside=True) == alone
         assert given[-1] is not None and given[-1].result() is not None, "summed there"
         head = registry.journal_length()
         adjust(registry, target, "later")  # committed after this snapshot began
         assert registry.journal_length() == head + 1
-        assert projection.projection_state(conn, helper=True) == alone
+        assert projection.projection_state(conn, helper=True, beside=True) == alone
         assert given[-1] is not None and given[-1].result() is None, "another head there"
     with registry.db.read() as conn:
         moved = projection.projection_state(conn, helper=False)
@@ -142,7 +144,7 @@ def test_tables_summed_beside_in_a_helper_give_the_same_digest(
         failed: Future[Any] = Future()
         failed.set_exception(HelperFailed("the helper ended"))
         monkeypatch.setattr(projection, "_beside", lambda *args: failed)
-        assert projection.projection_state(conn, helper=True) == moved
+        assert projection.projection_state(conn, helper=True, beside=True) == moved
 
 
 def test_a_table_the_helper_cannot_read_is_read_here(
@@ -158,7 +160,7 @@ def test_a_table_the_helper_cannot_read_is_read_here(
     given = spy_beside(monkeypatch)
     with registry.db.read() as conn:
         with pytest.raises(ProjectionMismatch) as raised:
-            projection.projection_state(conn, helper=True)
+            projection.projection_state(conn, helper=True, beside=True)
         assert given[-1] is not None and given[-1].result()[0] is None
         assert given[-1].result()[1] is not None, "ID numbers summed there"
         assert (raised.value.details["table"], raised.value.details["key"]) == ("persons", key)

@@ -182,7 +182,7 @@ def _check_projection(conn: Connection, report: Report, expected: LtHash,
                       progress: Progress) -> None:
     """The live tables against the journal's state; a difference is pinpointed."""
     try:
-        live, report.rows = projection_state(conn, progress)
+        live, report.rows = projection_state(conn, progress, beside=True)
     except ProjectionMismatch as exc:  # a value no journal entry can hold
         report.problems.extend(pinpoint(conn) or [Problem(
             "projection", exc.message, table=exc.details.get("table"),

@@ -316,29 +316,30 @@ def iter_projection_rows(conn: Connection) -> Iterator[tuple[str, str, dict[str,
 
 
 def projection_state(conn: Connection, progress: Callable[[int], None] | None = None, *,
-                     submit: Submit | None = None, helper: bool | None = None
-                     ) -> tuple[LtHash, int]:
+                     submit: Submit | None = None, helper: bool | None = None,
+                     beside: bool = False) -> tuple[LtHash, int]:
     """The state digest recomputed from the live tables (not from the journal head), and
     the number of rows.
 
     ``submit`` hands batches of expansions to an executor the caller runs. Otherwise, unless
     ``helper`` is False, a helper process shares the work (``helper=True``: whatever the
-    size). On a SQLite file whose :data:`BESIDE` tables hold :data:`HELPER_MIN_ROWS` / 2
-    rows, it reads and sums those tables itself, on its own connection, while this process
-    reads and sums the others (:func:`cutru.store.stored_digest.sum_stored`); its snapshot
-    must hold this one's journal head, else this process reads those tables too. Elsewhere
-    it is started once :data:`HELPER_MIN_ROWS` rows have been read, and sums batches this
-    process reads. Progress is reported as rows are read here, and a helper's rows when it
-    is done."""
+    size). With ``beside`` (the caller's transaction only reads: another connection sees
+    what it sees), on a SQLite file whose :data:`BESIDE` tables hold
+    :data:`HELPER_MIN_ROWS` / 2 rows, the helper reads and sums those tables itself, on its
+    own connection, while this process reads and sums the others
+    (:func:`cutru.store.stored_digest.sum_stored`); its snapshot must hold this one's
+    journal head, else this process reads those tables too. Otherwise the helper is started
+    once :data:`HELPER_MIN_ROWS` rows have been read, and sums batches this process reads.
+    Progress is reported as rows are read here, and a helper's rows when it is done."""
     count = 0
     with ExitStack() as stack:
         summer = Summer(submit, inflight=8)
-        beside = None if submit is not None or helper is False else _beside(conn, stack,
-                                                                             helper is True)
-        want_helper = submit is None and helper is not False and beside is None
+        aside = _beside(conn, stack, helper is True) if beside and submit is None \
+            and helper is not False else None
+        want_helper = submit is None and helper is not False and aside is None
         threshold = 0 if helper else HELPER_MIN_ROWS
         for table in PROJECTION:
-            if beside is not None and table.name in BESIDE:
+            if aside is not None and table.name in BESIDE:
                 continue
             for keys, encoded in encoded_rows(conn, table, ordered=False):
                 if want_helper and count >= threshold:
@@ -347,10 +348,10 @@ def projection_state(conn: Connection, progress: Callable[[int], None] | None = 
                     if pool is not None:
                         summer.use(pool.submit)
                 count += _add(conn, summer, table, keys, encoded, progress)
-        if beside is not None:
+        if aside is not None:
             try:
-                summed = beside.result()
-            except HelperFailed:
+                summed = aside.result()
+            except (HelperFailed, sqlite3.Error):  # it died; its connection failed
                 summed = None
             for name, got in zip(BESIDE, summed or [None] * len(BESIDE), strict=True):
                 if got is None:  # read here: another head there, a row its query refused

@@ -255,9 +255,12 @@ def snapshot(path: str, head_sql: str, head: int) -> Iterator[sqlite3.Connection
     no projection row without it, so the two snapshots hold the same application state."""
     raw = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
-        raw.execute("PRAGMA busy_timeout=30000")
-        raw.execute("BEGIN")
-        row = raw.execute(head_sql).fetchone()
+        try:
+            raw.execute("PRAGMA busy_timeout=30000")
+            raw.execute("BEGIN")
+            row = raw.execute(head_sql).fetchone()
+        except sqlite3.Error:  # locked past the timeout; not a registry
+            row = None
         yield raw if row is not None and row[0] == head else None
     finally:
         raw.close()
