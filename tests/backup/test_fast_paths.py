@@ -26,6 +26,7 @@ import pytest
 from sqlalchemy import insert, select, text
 
 from cutru.backup import KeyFile, Repository, generate_key_file, snapshot
+from cutru.backup.archive import archive_once
 from cutru.backup.lock import remove_stale_locks
 from cutru.backup.restore import restore_snapshot
 from cutru.backup.service import verify_repository
@@ -289,6 +290,38 @@ def test_a_snapshot_sealed_in_a_helper_has_the_same_blobs_and_restores(
     finally:
         db.dispose()
     assert restored.digest == plain.position.state_digest
+
+
+def test_a_restore_proves_beside_a_helper_only_what_it_has_not_written(
+        sqlite_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pages snapshot restored without a replay is proved with a helper reading tables
+    beside (the restoring transaction has written nothing); one with archived entries
+    replayed is proved by reading every row here: a helper's connection would see the file
+    before the replay, and the proof would fail."""
+    registry = sqlite_registry
+    seed(registry, 40)
+    key = registry.signing_key
+    assert key is not None
+    repo = new_repo(LocalTarget(tmp_path / "repo"))
+    start = archive_once(registry.db, repo, key)
+    assert start.snapshot is not None
+    adjust(registry, person_keys(registry, 3), "thợ hàn")
+    archive_once(registry.db, repo, key)
+    monkeypatch.setattr(projection, "HELPER_MIN_ROWS", 0)  # a helper whatever the size
+    given = spy_beside(monkeypatch)
+    for name, segments in (("newest", False), ("replayed", True)):
+        db = new_db(tmp_path, name)
+        try:
+            restored = restore_snapshot(repo, start.snapshot, db, segments=segments,
+                                        public_keys=registry.public_keys())
+        finally:
+            db.dispose()
+        if segments:
+            assert restored.position.seq == registry.journal_length()
+            assert len(given) == 1, "no helper beside the replayed rows"
+        else:
+            assert restored.position.seq < registry.journal_length()
+            assert len(given) == 1 and given[0] is not None and given[0].result()[0] is not None
 
 
 @pytest.mark.parametrize("helper", [False, True])

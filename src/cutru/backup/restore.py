@@ -190,7 +190,10 @@ def _restore_pages(repo: Repository, snap: SnapshotInfo, target_db: Database, *,
             last = _Last(base.seq, base.chain_head, base.ts, base.state_digest)
             last, replay_ms = _replay(conn, snap, last, upto, public_keys, used, progress,
                                       generation, load if replay else None)
-            position, state, count = _prove(conn, snap, last, upto)
+            # nothing replayed: this transaction has written nothing, and the tables it
+            # proves are the file's, which a helper's connection reads as well
+            position, state, count = _prove(conn, snap, last, upto,
+                                            beside=last.seq == base.seq)
     except BaseException:
         target_db.dispose()
         pages.remove_database(path)
@@ -231,11 +234,12 @@ def _replay(conn: Connection, snap: SnapshotInfo, last: _Last, upto: int | None,
     return last, int((time.monotonic() - started) * 1000)
 
 
-def _prove(conn: Connection, snap: SnapshotInfo, last: _Last, upto: int | None
-           ) -> tuple[Position, LtHash, int]:
+def _prove(conn: Connection, snap: SnapshotInfo, last: _Last, upto: int | None, *,
+           beside: bool = False) -> tuple[Position, LtHash, int]:
     """The position reached (it must be ``upto`` when given), proved: the state digest
     recomputed from the restored tables must be the one recorded there. The journal head is
-    set to it."""
+    set to it. ``beside``: nothing is written in ``conn``'s transaction yet, so a helper
+    may read tables on its own connection (see :func:`projection_state`)."""
     base = snap.position
     position = Position(last.seq, last.hash, last.ts, last.digest) if last.seq > base.seq \
         else base
@@ -243,7 +247,7 @@ def _prove(conn: Connection, snap: SnapshotInfo, last: _Last, upto: int | None
         raise NotFound(f"the archive continues snapshot {snap.name} only to entry "
                        f"{position.seq}, not to {upto}", field="upto",
                        rule="backup.restore_position")
-    state, count = projection_state(conn)
+    state, count = projection_state(conn, beside=beside)
     if state.digest() != position.state_digest:
         raise ProjectionMismatch(
             f"the restored tables give state digest {state.digest()}, not the digest "
