@@ -163,7 +163,7 @@ def test_a_table_the_helper_cannot_read_is_read_here(
         with pytest.raises(ProjectionMismatch) as raised:
             projection.projection_state(conn, helper=True, beside=True)
         assert given[-1] is not None and given[-1].result()[0] is None
-        assert given[-1].result()[1] is not None, "ID numbers summed there"
+        assert given[-1].result()[1] is not None, "households summed there"
         assert (raised.value.details["table"], raised.value.details["key"]) == ("persons", key)
 
 

@@ -33,7 +33,6 @@ from cutru.store import journal_store, stored_bytes
 from cutru.store.bulk import deferred_indexes
 from cutru.store.engine import Database
 from cutru.store.projection import (
-    BESIDE,
     HEAD_SEQ_SQL,
     ROW_BATCH,
     encoded_rows,
@@ -218,6 +217,9 @@ def replay_state(conn: Connection, stop: int | None = None
     return rows, written
 
 
+#: Tables whose rows a helper process compares while this one compares the others: persons
+#: and their ID numbers, about half of a registry's rows and of its journal's changes.
+BESIDE = ("persons", "id_numbers")
 #: Journal entries from which pinpointing starts that helper (below, the helper's start
 #: would cost more than it saves: 100,000 persons are about 41,500 entries).
 BESIDE_MIN_ENTRIES = 10_000
