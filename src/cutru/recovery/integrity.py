@@ -37,6 +37,7 @@ from cutru.store.projection import (
     ROW_BATCH,
     encoded_rows,
     projection_state,
+    sqlite_file,
     sqlite_json_ok,
     storage_order_sql,
     table_rows,
@@ -273,10 +274,8 @@ def _pinpoint(conn: Connection) -> list[Problem]:
         return _findings(_compare_plain(conn))
     stop = conn.execute(select(func.max(journal.c.seq))).scalar_one() or 0
     head = journal_store.read_head(conn).seq
-    url = conn.engine.url
-    database = url.database or ""  # a database in memory: a new connection would not see it
-    on_file = bool(database) and ":memory:" not in database and "mode=memory" not in database
-    beside = on_file and stop >= BESIDE_MIN_ENTRIES
+    database = sqlite_file(conn)
+    beside = database is not None and stop >= BESIDE_MIN_ENTRIES
     with helper_process() if beside else nullcontext(None) as helper:
         future = None
         if helper is not None:

@@ -50,8 +50,8 @@ HELPER_MIN_ROWS = 40_000
 #: others, on a SQLite file (:func:`projection_state`): persons, the largest rows, and the
 #: tables of households, stays and absences, about half of the work. Read and summed alone
 #: at 1,000,000 persons: persons 8.7 s, residences 4.2 s, ID numbers 3.8 s, household
-#: members 3.0 s, households 0.9 s, so 9.6 s here against 11.0 s beside (with ID numbers
-#: instead of the households, 12.5 s against 8.1 s).
+#: members 3.0 s, households 0.9 s; so the helper's share is 9.6 s and the caller's 11.0 s
+#: (with persons and ID numbers in the helper, 12.5 s against 8.1 s).
 SUMMED_BESIDE = ("persons", "households", "stays", "absences")
 #: The journal head's position, as a helper process reads it on its own connection.
 HEAD_SEQ_SQL = str(select(journal_head.c.seq).where(journal_head.c.id == 1).compile(
@@ -311,6 +311,17 @@ def sqlite_json_ok(conn: Connection) -> bool:
     return _probed[version]
 
 
+def sqlite_file(conn: Connection) -> str | None:
+    """The path of the SQLite file ``conn`` is connected to, for another connection (a
+    helper process's) to open; None on another database or one in memory, which a new
+    connection would not see."""
+    database = conn.engine.url.database or ""
+    if conn.dialect.name != "sqlite" or not database or ":memory:" in database \
+            or "mode=memory" in database:
+        return None
+    return database
+
+
 def iter_projection_rows(conn: Connection) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """(table, key, row image) of every projection row, table by table in key order."""
     for table in PROJECTION:
@@ -385,10 +396,8 @@ def _beside(conn: Connection, stack: ExitStack, always: bool
     """The :data:`SUMMED_BESIDE` tables' states and counts, summed by a helper process that the
     stack closes, on a SQLite file where their rows are that many (``always``: whatever
     their number) and the query's encodings are canonical; else None."""
-    if conn.dialect.name != "sqlite" or not sqlite_json_ok(conn):
-        return None
-    database = conn.engine.url.database or ""  # in memory: a new connection would not see it
-    if not database or ":memory:" in database or "mode=memory" in database:
+    database = sqlite_file(conn)
+    if database is None or not sqlite_json_ok(conn):
         return None
     tables = [PROJECTION_BY_NAME[name] for name in SUMMED_BESIDE]
     if not always and sum(  # about their rows, without counting them
