@@ -110,8 +110,9 @@ def spy_beside(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     real = projection._beside
 
     def recording(*args: Any) -> Any:
-        given.append(real(*args))
-        return given[-1]
+        found = real(*args)
+        given.append(found[0])
+        return found
 
     monkeypatch.setattr(projection, "_beside", recording)
     return given
@@ -137,14 +138,19 @@ def test_tables_summed_beside_in_a_helper_give_the_same_digest(
         head = registry.journal_length()
         adjust(registry, target, "later")  # committed after this snapshot began
         assert registry.journal_length() == head + 1
+        handed: list[Any] = []
+        real_use = Summer.use
+        monkeypatch.setattr(Summer, "use", lambda self, submit: (
+            handed.append(submit), real_use(self, submit)))
         assert projection.projection_state(conn, helper=True, beside=True) == alone
         assert given[-1] is not None and given[-1].result() is None, "another head there"
+        assert handed and handed[-1] is not None, "the helper sums what is read here"
     with registry.db.read() as conn:
         moved = projection.projection_state(conn, helper=False)
         assert moved != alone
         failed: Future[Any] = Future()
         failed.set_exception(HelperFailed("the helper ended"))
-        monkeypatch.setattr(projection, "_beside", lambda *args: failed)
+        monkeypatch.setattr(projection, "_beside", lambda *args: (failed, None))
         assert projection.projection_state(conn, helper=True, beside=True) == moved
 
 

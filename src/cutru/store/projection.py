@@ -342,14 +342,15 @@ def projection_state(conn: Connection, progress: Callable[[int], None] | None = 
     :data:`HELPER_MIN_ROWS` / 2 rows, the helper reads and sums those tables itself, on its
     own connection, while this process reads and sums the others
     (:func:`cutru.store.stored_digest.sum_stored`); its snapshot must hold this one's
-    journal head, else this process reads those tables too. Otherwise the helper is started
+    journal head, else this process reads those tables too (the helper summing what it
+    reads, as below). Otherwise the helper is started
     once :data:`HELPER_MIN_ROWS` rows have been read, and sums batches this process reads.
     Progress is reported as rows are read here, and a helper's rows when it is done."""
     count = 0
     with ExitStack() as stack:
         summer = Summer(submit, inflight=8)
-        aside = _beside(conn, stack, helper is True) if beside and submit is None \
-            and helper is not False else None
+        aside, pool = _beside(conn, stack, helper is True) if beside and submit is None \
+            and helper is not False else (None, None)
         want_helper = submit is None and helper is not False and aside is None
         threshold = 0 if helper else HELPER_MIN_ROWS
         for table in PROJECTION:
@@ -366,7 +367,9 @@ def projection_state(conn: Connection, progress: Callable[[int], None] | None = 
             try:
                 summed = aside.result()
             except (HelperFailed, sqlite3.Error):  # it died; its connection failed
-                summed = None
+                summed = pool = None
+            if pool is not None and (summed is None or None in summed):
+                summer.use(pool.submit)  # it sums what is read here instead
             for name, got in zip(SUMMED_BESIDE, summed or [None] * len(SUMMED_BESIDE),
                                  strict=True):
                 if got is None:  # read here: another head there, a row its query refused
@@ -392,26 +395,26 @@ def _add(conn: Connection, summer: Summer, table: Table, keys: list[str],
 
 
 def _beside(conn: Connection, stack: ExitStack, always: bool
-            ) -> Future[list[tuple[bytes, int] | None] | None] | None:
+            ) -> tuple[Future[list[tuple[bytes, int] | None] | None] | None, Helper | None]:
     """The :data:`SUMMED_BESIDE` tables' states and counts, summed by a helper process that the
     stack closes, on a SQLite file where their rows are that many (``always``: whatever
-    their number) and the query's encodings are canonical; else None."""
+    their number) and the query's encodings are canonical, and the helper; else Nones."""
     database = sqlite_file(conn)
     if database is None or not sqlite_json_ok(conn):
-        return None
+        return None, None
     tables = [PROJECTION_BY_NAME[name] for name in SUMMED_BESIDE]
     if not always and sum(  # about their rows, without counting them
             conn.exec_driver_sql(f"SELECT max(rowid) FROM {t.name}").scalar() or 0
             for t in tables) < HELPER_MIN_ROWS // 2:
-        return None
+        return None, None
     head = conn.exec_driver_sql(HEAD_SEQ_SQL).scalar()
     pool: Helper | None = stack.enter_context(helper_process())
     if head is None or pool is None:
-        return None
+        return None, None
     try:
         return pool.submit(stored_digest.sum_stored, database, HEAD_SEQ_SQL, int(head),
                            [(t.name, storage_order_sql(t.name), table_prefix(t.name))
-                            for t in tables], ROW_BATCH)
+                            for t in tables], ROW_BATCH), pool
     except HelperFailed:
-        return None
+        return None, None
 
