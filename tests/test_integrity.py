@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from cutru.errors import IntegrityFailure, JournalChainBroken
 from cutru.recovery import integrity
 from cutru.services.registry import Registry
-from cutru.store import journal_store, stored_bytes
+from cutru.store import journal_store, projection, stored_bytes
 from cutru.store.projection import storage_order_sql
 from tests.helpers import BASIS, OFFICER, SAI_GON
 from tests.test_transactions import seed_family
@@ -43,6 +44,42 @@ def test_database_refuses_journal_update_and_delete(registry: Registry, sql: str
     registry.checkpoint()
     with pytest.raises(DBAPIError, match="append-only"):
         exec_sql(registry, sql)
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_verify_with_a_helper_beside_finds_what_it_finds_alone(
+        sqlite_registry: Registry, monkeypatch: pytest.MonkeyPatch, quick: bool) -> None:
+    """On a SQLite file large enough (here: whatever its size), verification starts a
+    helper before its read transaction and has it sum some tables beside it while the chain
+    is checked: a clean registry passes, and a direct edit in one of those tables (or in one
+    read here) is found and pinpointed as without it."""
+    registry = sqlite_registry
+    k = seed_family(registry)
+    monkeypatch.setattr(projection, "HELPER_MIN_ROWS", 0)
+    asides: list[Any] = []
+    real = projection.helper_beside
+
+    @contextmanager
+    def spy(db: Any) -> Any:
+        with real(db) as aside:
+            asides.append(aside)
+            yield aside
+
+    monkeypatch.setattr(integrity, "helper_beside", spy)
+
+    def check() -> integrity.Report:
+        return registry.quick_check() if quick else registry.verify()
+
+    report = check()
+    assert report.ok, report.problems
+    assert asides[-1] is not None and asides[-1].future.result() is not None, "summed there"
+    for table, sql in (("persons", "UPDATE persons SET full_name = 'Kẻ Giả' WHERE key = :k"),
+                       ("residences", "DELETE FROM residences WHERE person_key = :k")):
+        exec_sql(registry, sql, k=k["child"])
+        report = check()
+        assert asides[-1] is not None and asides[-1].future.result() is not None
+        assert not report.ok and any(p.kind == "projection" and p.table == table
+                                     for p in report.problems), report.problems
 
 
 def test_verify_passes_on_a_clean_registry(registry: Registry) -> None:

@@ -20,7 +20,7 @@ import sys
 import time
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import insert, select, text
@@ -111,7 +111,7 @@ def spy_beside(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
     def recording(*args: Any) -> Any:
         found = real(*args)
-        given.append(found[0])
+        given.append(None if found is None else found.future)
         return found
 
     monkeypatch.setattr(projection, "_beside", recording)
@@ -150,7 +150,8 @@ def test_tables_summed_beside_in_a_helper_give_the_same_digest(
         assert moved != alone
         failed: Future[Any] = Future()
         failed.set_exception(HelperFailed("the helper ended"))
-        monkeypatch.setattr(projection, "_beside", lambda *args: (failed, None))
+        monkeypatch.setattr(projection, "_beside", lambda *args: projection.Beside(
+            cast(Any, None), "", failed))  # its helper is gone: never used again
         assert projection.projection_state(conn, helper=True, beside=True) == moved
 
 

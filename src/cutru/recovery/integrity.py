@@ -35,7 +35,9 @@ from cutru.store.engine import Database
 from cutru.store.projection import (
     HEAD_SEQ_SQL,
     ROW_BATCH,
+    Beside,
     encoded_rows,
+    helper_beside,
     projection_state,
     sqlite_file,
     sqlite_json_ok,
@@ -164,7 +166,9 @@ def verify(db: Database, *, public_keys: Mapping[str, bytes],
            external: SignedCheckpoint | None = None, progress: Progress = _noop) -> Report:
     """Check everything; never raises for a finding, returns them all in the report."""
     report = Report()
-    with db.read() as conn:
+    with helper_beside(db) as aside, db.read() as conn:
+        if aside is not None:  # its tables summed there while the chain is checked here
+            aside.start(conn)
         state, last = _check_chain(conn, report, progress)
         head = journal_store.read_head(conn)
         if last is not None and (head.seq, head.hash) != (last.seq, last.hash):
@@ -174,15 +178,16 @@ def verify(db: Database, *, public_keys: Mapping[str, bytes],
             report.problems.append(Problem("head", "the stored running digest differs from "
                                            "the journal's replay"))
         _check_checkpoints(conn, report, public_keys, external, last)
-        _check_projection(conn, report, state, progress)
+        _check_projection(conn, report, state, progress, aside)
     return report
 
 
 def _check_projection(conn: Connection, report: Report, expected: LtHash,
-                      progress: Progress) -> None:
-    """The live tables against the journal's state; a difference is pinpointed."""
+                      progress: Progress, aside: Beside | None) -> None:
+    """The live tables against the journal's state (some read by the helper ``aside``
+    where there is one); a difference is pinpointed."""
     try:
-        live, report.rows = projection_state(conn, progress, beside=True)
+        live, report.rows = projection_state(conn, progress, beside=aside or False)
     except ProjectionMismatch as exc:  # a value no journal entry can hold
         report.problems.extend(pinpoint(conn) or [Problem(
             "projection", exc.message, table=exc.details.get("table"),
@@ -505,7 +510,9 @@ def quick_check(db: Database, *, public_keys: Mapping[str, bytes],
     running digest -- without replaying the journal from its start. A projection mismatch
     is then pinpointed row by row (that part replays the journal)."""
     report = Report()
-    with db.read() as conn:
+    with helper_beside(db) as aside, db.read() as conn:
+        if aside is not None:  # its tables summed there while the chain is checked here
+            aside.start(conn)
         cps = journal_store.list_checkpoints(conn)
         start = max((c.checkpoint.seq for c in cps), default=0)
         head = journal_store.read_head(conn)
@@ -530,5 +537,5 @@ def quick_check(db: Database, *, public_keys: Mapping[str, bytes],
             report.problems.append(Problem("head", "the stored running digest differs from "
                                            "the digest the last entry records"))
         _check_checkpoints(conn, report, public_keys, external, last)
-        _check_projection(conn, report, head.state, progress)
+        _check_projection(conn, report, head.state, progress, aside)
     return report

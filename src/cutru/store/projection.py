@@ -24,7 +24,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import cache
 from operator import itemgetter
@@ -37,7 +37,7 @@ from cutru.journal import canonical
 from cutru.journal.helper import Helper, HelperFailed, helper_process
 from cutru.journal.lthash import LtHash, Summer, table_prefix
 from cutru.store import stored_bytes, stored_digest
-from cutru.store.engine import fetch_escaping
+from cutru.store.engine import Database, fetch_escaping
 from cutru.store.rows import layout
 from cutru.store.schema import PROJECTION, PROJECTION_BY_NAME, journal_head
 
@@ -331,7 +331,7 @@ def iter_projection_rows(conn: Connection) -> Iterator[tuple[str, str, dict[str,
 
 def projection_state(conn: Connection, progress: Callable[[int], None] | None = None, *,
                      submit: Submit | None = None, helper: bool | None = None,
-                     beside: bool = False) -> tuple[LtHash, int]:
+                     beside: bool | Beside = False) -> tuple[LtHash, int]:
     """The state digest recomputed from the live tables (not from the journal head), and
     the number of rows.
 
@@ -345,31 +345,38 @@ def projection_state(conn: Connection, progress: Callable[[int], None] | None = 
     journal head, else this process reads those tables too (the helper summing what it
     reads, as below). Otherwise the helper is started
     once :data:`HELPER_MIN_ROWS` rows have been read, and sums batches this process reads.
-    Progress is reported as rows are read here, and a helper's rows when it is done."""
+    ``beside`` may also be a :class:`Beside` already started on ``conn``. Progress is
+    reported as rows are read here, and a helper's rows when it is done."""
     count = 0
     with ExitStack() as stack:
         summer = Summer(submit, inflight=8)
-        aside, pool = _beside(conn, stack, helper is True) if beside and submit is None \
-            and helper is not False else (None, None)
+        if isinstance(beside, Beside):
+            aside: Beside | None = beside
+            if beside.future is None:  # it could not start: it sums what is read here
+                summer.use(beside.pool.submit)
+        else:
+            aside = _beside(conn, stack, helper is True) if beside and submit is None \
+                and helper is not False else None
         want_helper = submit is None and helper is not False and aside is None
         threshold = 0 if helper else HELPER_MIN_ROWS
         for table in PROJECTION:
-            if aside is not None and table.name in SUMMED_BESIDE:
+            if aside is not None and aside.future is not None \
+                    and table.name in SUMMED_BESIDE:
                 continue
             for keys, encoded in encoded_rows(conn, table, ordered=False):
                 if want_helper and count >= threshold:
                     want_helper = False
-                    pool = stack.enter_context(helper_process())
-                    if pool is not None:
-                        summer.use(pool.submit)
+                    started = stack.enter_context(helper_process())
+                    if started is not None:
+                        summer.use(started.submit)
                 count += _add(conn, summer, table, keys, encoded, progress)
-        if aside is not None:
+        if aside is not None and aside.future is not None:
             try:
-                summed = aside.result()
+                summed = aside.future.result()
+                if summed is None or None in summed:
+                    summer.use(aside.pool.submit)  # it sums what is read here instead
             except (HelperFailed, sqlite3.Error):  # it died; its connection failed
-                summed = pool = None
-            if pool is not None and (summed is None or None in summed):
-                summer.use(pool.submit)  # it sums what is read here instead
+                summed = None
             for name, got in zip(SUMMED_BESIDE, summed or [None] * len(SUMMED_BESIDE),
                                  strict=True):
                 if got is None:  # read here: another head there, a row its query refused
@@ -394,27 +401,68 @@ def _add(conn: Connection, summer: Summer, table: Table, keys: list[str],
     return len(keys)
 
 
-def _beside(conn: Connection, stack: ExitStack, always: bool
-            ) -> tuple[Future[list[tuple[bytes, int] | None] | None] | None, Helper | None]:
-    """The :data:`SUMMED_BESIDE` tables' states and counts, summed by a helper process that the
-    stack closes, on a SQLite file where their rows are that many (``always``: whatever
-    their number) and the query's encodings are canonical, and the helper; else Nones."""
+@dataclass
+class Beside:
+    """A helper process that reads and sums the tables of :data:`SUMMED_BESIDE` beside a
+    read transaction (see :func:`projection_state`), made by :func:`helper_beside` before
+    that transaction begins, so that the helper's own begins as soon as :meth:`start` is
+    called: the sooner it begins, the likelier its snapshot holds the same journal head."""
+
+    pool: Helper
+    database: str
+    future: Future[list[tuple[bytes, int] | None] | None] | None = None
+
+    def start(self, conn: Connection) -> None:
+        """Have the helper sum its tables at the journal head ``conn``'s snapshot holds
+        (reading it begins that snapshot if nothing did)."""
+        head = conn.exec_driver_sql(HEAD_SEQ_SQL).scalar()
+        if head is None:
+            return
+        try:
+            self.future = self.pool.submit(
+                stored_digest.sum_stored, self.database, HEAD_SEQ_SQL, int(head),
+                [(name, storage_order_sql(name), table_prefix(name))
+                 for name in SUMMED_BESIDE], ROW_BATCH)
+        except HelperFailed:
+            self.future = None
+
+
+@contextmanager
+def helper_beside(db: Database) -> Iterator[Beside | None]:
+    """A :class:`Beside` for a read transaction of ``db`` about to begin, where a helper
+    would read tables beside it (:func:`projection_state`); else None."""
+    with db.read() as conn:
+        database = _beside_file(conn, always=False)
+    if database is None:
+        yield None
+        return
+    with helper_process() as pool:
+        yield None if pool is None else Beside(pool, database)
+
+
+def _beside(conn: Connection, stack: ExitStack, always: bool) -> Beside | None:
+    """A :class:`Beside` started on ``conn``, its helper closed by the stack, where
+    :func:`_beside_file` allows one; else None."""
+    database = _beside_file(conn, always)
+    if database is None:
+        return None
+    pool: Helper | None = stack.enter_context(helper_process())
+    if pool is None:
+        return None
+    aside = Beside(pool, database)
+    aside.start(conn)
+    return aside
+
+
+def _beside_file(conn: Connection, always: bool) -> str | None:
+    """The SQLite file a helper would read the :data:`SUMMED_BESIDE` tables from: where
+    their rows are that many (``always``: whatever their number) and the query's encodings
+    are canonical; else None."""
     database = sqlite_file(conn)
     if database is None or not sqlite_json_ok(conn):
-        return None, None
-    tables = [PROJECTION_BY_NAME[name] for name in SUMMED_BESIDE]
+        return None
     if not always and sum(  # about their rows, without counting them
-            conn.exec_driver_sql(f"SELECT max(rowid) FROM {t.name}").scalar() or 0
-            for t in tables) < HELPER_MIN_ROWS // 2:
-        return None, None
-    head = conn.exec_driver_sql(HEAD_SEQ_SQL).scalar()
-    pool: Helper | None = stack.enter_context(helper_process())
-    if head is None or pool is None:
-        return None, None
-    try:
-        return pool.submit(stored_digest.sum_stored, database, HEAD_SEQ_SQL, int(head),
-                           [(t.name, storage_order_sql(t.name), table_prefix(t.name))
-                            for t in tables], ROW_BATCH), pool
-    except HelperFailed:
-        return None, None
-
+            conn.exec_driver_sql(f"SELECT max(rowid) FROM {name}").scalar() or 0
+            for name in SUMMED_BESIDE) < HELPER_MIN_ROWS // 2:
+        return None
+    return database
