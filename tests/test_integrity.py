@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from cutru.errors import IntegrityFailure, JournalChainBroken
+from cutru.errors import IntegrityFailure, JournalChainBroken, ProjectionMismatch
 from cutru.recovery import integrity
 from cutru.services.registry import Registry
 from cutru.store import journal_store, projection, stored_bytes
@@ -80,6 +80,29 @@ def test_verify_with_a_helper_beside_finds_what_it_finds_alone(
         assert asides[-1] is not None and asides[-1].future.result() is not None
         assert not report.ok and any(p.kind == "projection" and p.table == table
                                      for p in report.problems), report.problems
+
+
+def test_a_restored_database_is_checked_with_a_helper_beside(
+        sqlite_registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before a restored database is swapped in, its head is checked against its tables
+    in a transaction that only reads: a helper sums some of them beside it."""
+    from cutru.services import restore as rs
+
+    registry = sqlite_registry
+    seed_family(registry)
+    monkeypatch.setattr(projection, "HELPER_MIN_ROWS", 0)
+    futures: list[Any] = []
+    real = projection._beside
+    monkeypatch.setattr(projection, "_beside", lambda *args: (
+        found := real(*args), futures.append(found and found.future))[0])
+    seq, _hash, digest = rs.check_restored(registry.db)
+    assert seq == registry.journal_length()
+    with registry.db.read() as conn:
+        assert digest == journal_store.read_head(conn).state.digest()
+    assert futures and futures[0] is not None and futures[0].result() is not None
+    exec_sql(registry, "UPDATE households SET street = 'x' WHERE 1 = 1")
+    with pytest.raises(ProjectionMismatch):
+        rs.check_restored(registry.db)
 
 
 def test_verify_passes_on_a_clean_registry(registry: Registry) -> None:

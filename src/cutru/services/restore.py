@@ -342,7 +342,7 @@ def check_restored(db: Database) -> tuple[int, str, str]:
     with db.read() as conn:
         head = journal_store.read_head(conn)
         last = journal_store.get_entry(conn, head.seq) if head.seq else None
-        state, _rows = projection_state(conn)
+        state, _rows = projection_state(conn, beside=True)  # a transaction that only reads
     if last is None or (last.hash, last.digest) != (head.hash, state.digest()) or \
             head.state != state:
         raise ProjectionMismatch("the restored database does not match its own journal head: "
