@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections import Counter
 from pathlib import Path
@@ -29,6 +31,20 @@ def test_migrations_create_exactly_the_schema(registry: Registry) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
     registry.init()  # idempotent
+
+
+def test_the_head_revision_is_alembics_and_commands_start_without_alembic() -> None:
+    """The schema check every command makes at start-up knows this build's revision
+    without importing Alembic; that revision is the one Alembic reads from the scripts."""
+    from alembic.script import ScriptDirectory
+
+    assert ScriptDirectory.from_config(
+        migrate._config()).get_current_head() == migrate.HEAD_REVISION
+    code = ("import sys, cutru.cli.main; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_stored_entries_decode_to_what_was_sealed(registry: Registry) -> None:

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from cutru.errors import ConfigError
 from cutru.store.engine import Database
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 _DIR = Path(__file__).parent / "migrations"
+#: The revision this build's schema is at: the newest of ``migrations/versions`` (a test
+#: checks it against Alembic's own reading of them). Known without importing Alembic, which
+#: every command would otherwise pay (about 0.13 s) only to check the schema as it starts.
+HEAD_REVISION = "0006"
 
 
 def _config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(_DIR))
     return cfg
@@ -25,6 +31,8 @@ def _config() -> Config:
 
 def upgrade(db: Database, revision: str = "head") -> None:
     """Bring the database schema up to ``revision`` (idempotent)."""
+    from alembic import command
+
     cfg = _config()
     with db.engine.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -32,13 +40,17 @@ def upgrade(db: Database, revision: str = "head") -> None:
 
 
 def current_revision(db: Database) -> str | None:
+    """The revision the database's schema is at, as Alembic's version table records it
+    (several, where it holds several: joined by commas); None without that table."""
     with db.engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        found = sorted(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+    return ",".join(found) if found else None
 
 
-@cache
-def head_revision() -> str | None:
-    return ScriptDirectory.from_config(_config()).get_current_head()
+def head_revision() -> str:
+    return HEAD_REVISION
 
 
 def require_current(db: Database) -> None:
