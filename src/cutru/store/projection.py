@@ -431,6 +431,9 @@ class Beside:
 def helper_beside(db: Database) -> Iterator[Beside | None]:
     """A :class:`Beside` for a read transaction of ``db`` about to begin, where a helper
     would read tables beside it (:func:`projection_state`); else None."""
+    if not db.is_sqlite:  # no transaction opened only to learn that
+        yield None
+        return
     with db.read() as conn:
         database = _beside_file(conn, always=False)
     if database is None:
