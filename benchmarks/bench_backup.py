@@ -476,9 +476,12 @@ def render(results: list[dict[str, Any]], mach: dict[str, Any], args: argparse.N
             out += ["### 5. The state digest from the live tables", "",
                     "`projection_state`: every projection row read (on SQLite in storage "
                     "order: the sum does not depend on order), canonically "
-                    "encoded and expanded into LtHash16 (BLAKE3), as `cutru verify`, "
-                    "`rebuild` and restore do; in one process, and sharing the expansions with "
-                    f"its helper process. Load average before: {r['load_digest']}.", "",
+                    "encoded and expanded into LtHash16 (BLAKE3), as `rebuild` and a "
+                    "restore that replays entries do; in one process, and sharing the "
+                    "expansions with its helper process. `cutru verify` and the quick check "
+                    "instead have their helper read and sum some tables itself "
+                    "(docs/benchmarks-restore.md, \"live digest alone\"). Load average "
+                    f"before: {r['load_digest']}.", "",
                     "| Measurement | Rows | Time (s) | Rows/s |", "|---|---:|---:|---:|"]
             for label, v in dg.items():
                 out.append(f"| {label} | {v['rows']:,} | {v['seconds']:.2f} | "
