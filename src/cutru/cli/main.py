@@ -263,6 +263,7 @@ def verify(
                 report.problems.extend(check_against_archive(reg.db, r, reg.public_keys()))
         data = {"ok": report.ok, "entries": report.entries, "rows": report.rows,
                 "checkpoints": report.checkpoints, "digest": report.digest,
+                "page_groups": report.groups, "page_groups_read": report.groups_read,
                 "problems": [p.__dict__ for p in report.problems]}
         if as_json:
             emit(data, True)
@@ -273,6 +274,9 @@ def verify(
             mark = "[green]✓ verified[/green]" if report.ok else "[red]✗ verification failed"
             console.print(f"{mark}: {report.entries}/{total} entries, {report.rows} rows, "
                           f"{report.checkpoints} checkpoints; state digest {report.digest}")
+            if report.groups:
+                console.print(f"  summed by {report.groups} page groups, "
+                              f"{report.groups_read} of them read as rows (the rest sealed)")
         if not report.ok:
             raise typer.Exit(6)
 

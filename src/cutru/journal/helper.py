@@ -150,6 +150,15 @@ def helper_process() -> Iterator[Helper | None]:
     if helper_cpus() < 2:
         yield None
         return
+    with own_helper() as helper:
+        yield helper
+
+
+@contextmanager
+def own_helper() -> Iterator[Helper | None]:
+    """A :class:`Helper` of its own for the block, however many CPUs there are, for work
+    that must run in a process other than this one (see
+    :func:`cutru.store.page_groups.group_snapshot`); None when it does not start."""
     helper = Helper()
     try:
         helper.submit(int).result(timeout=_START_TIMEOUT)

@@ -25,16 +25,18 @@ from cutru.errors import (
 )
 from cutru.journal import canonical
 from cutru.journal.entry import GENESIS, Entry
-from cutru.journal.helper import HelperFailed, helper_process
+from cutru.journal.helper import HelperFailed, helper_process, own_helper
 from cutru.journal.lthash import LtHash
-from cutru.journal.signing import SignedCheckpoint, verify_checkpoint
+from cutru.journal.signing import SignedCheckpoint, SigningKey, verify_checkpoint
+from cutru.recovery import seals
 from cutru.runtime import collector_paused
-from cutru.store import journal_store, stored_bytes
+from cutru.store import journal_store, page_groups, stored_bytes
 from cutru.store.bulk import deferred_indexes
 from cutru.store.engine import Database
 from cutru.store.projection import (
     HEAD_SEQ_SQL,
     ROW_BATCH,
+    SUMMED_BESIDE,
     Beside,
     encoded_rows,
     helper_beside,
@@ -68,6 +70,8 @@ class Report:
     rows: int = 0
     checkpoints: int = 0
     digest: str = ""
+    groups: int = 0  # page groups the quick check summed (0: it read every row)
+    groups_read: int = 0  # of which read as rows: their bytes matched no seal
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -503,14 +507,23 @@ def rebuild(db: Database, progress: Progress = _noop) -> str:
 
 
 def quick_check(db: Database, *, public_keys: Mapping[str, bytes],
-                external: SignedCheckpoint | None = None, progress: Progress = _noop) -> Report:
+                external: SignedCheckpoint | None = None, progress: Progress = _noop,
+                signer: SigningKey | None = None) -> Report:
     """The check ``cutru serve`` runs on a schedule: the chain from the newest signed
     checkpoint to the head (links, hashes, digests), the head against it, the checkpoints
     (a journal cut back below one is caught), and the live projection against the head's
     running digest -- without replaying the journal from its start. A projection mismatch
-    is then pinpointed row by row (that part replays the journal)."""
+    is then pinpointed row by row (that part replays the journal).
+
+    On a SQLite file the projection is summed by page groups (:mod:`cutru.recovery.seals`):
+    a group whose bytes a signed seal holds adds the sealed state, the others are read as
+    rows. When the tables give the head's digest and ``signer`` is given, the groups read
+    are sealed for the next check. Where groups cannot be used (another connection keeps
+    pages in the write-ahead log, a b-tree out of order), every row is read as before."""
     report = Report()
-    with helper_beside(db) as aside, db.read() as conn:
+    ready = _groups_ready(db, public_keys)
+    with (nullcontext(None) if ready is not None else helper_beside(db)) as aside, \
+            db.read() as conn:
         if aside is not None:  # its tables summed there while the chain is checked here
             aside.start(conn)
         cps = journal_store.list_checkpoints(conn)
@@ -537,5 +550,65 @@ def quick_check(db: Database, *, public_keys: Mapping[str, bytes],
             report.problems.append(Problem("head", "the stored running digest differs from "
                                            "the digest the last entry records"))
         _check_checkpoints(conn, report, public_keys, external, last)
-        _check_projection(conn, report, head.state, progress, aside)
+        if ready is None or not _check_grouped(conn, report, head.seq, head.state, ready,
+                                               signer):
+            _check_projection(conn, report, head.state, progress, aside)
     return report
+
+
+def _groups_ready(db: Database, public_keys: Mapping[str, bytes]
+                  ) -> tuple[str, seals.Seals | None] | None:
+    """The SQLite file whose tables the quick check sums by page groups, and its seals (None
+    where there are none to trust), with its write-ahead log emptied first; None where
+    groups cannot be used."""
+    if not db.is_sqlite:
+        return None
+    with db.read() as conn:
+        database = sqlite_file(conn)
+        if database is None or not sqlite_json_ok(conn):
+            return None
+    if not page_groups.settle_wal(database):
+        return None
+    return database, seals.load(database, public_keys)
+
+
+def _check_grouped(conn: Connection, report: Report, head: int, expected: LtHash,
+                   ready: tuple[str, seals.Seals | None], signer: SigningKey | None) -> bool:
+    """The live tables summed by page groups against ``expected``, the state at the journal
+    head ``head`` that ``conn``'s snapshot holds; False where groups could not be used.
+
+    The pages are read in helper processes (a process whose SQLite connections hold locks
+    on the file must not open it itself: see :func:`cutru.store.page_groups.group_snapshot`):
+    one for every table where each has a seal, else two, each scanning half of the rows."""
+    database, sealed = ready
+    names = [str(t.name) for t in PROJECTION]
+    unsealed = sealed is None or any(n not in sealed.tables for n in names)
+    parts = [[n for n in names if n in SUMMED_BESIDE], [n for n in names
+                                                         if n not in SUMMED_BESIDE]] \
+        if unsealed else [names]
+    with ExitStack() as stack:
+        try:
+            futures = []
+            for part in parts:
+                helper = stack.enter_context(own_helper())
+                if helper is None:
+                    return False
+                futures.append(helper.submit(page_groups.scan_groups, database,
+                                             HEAD_SEQ_SQL, head, seals.specs(part, sealed),
+                                             page_groups.GROUP_ROWS))
+            results = [f.result() for f in futures]
+        except HelperFailed:
+            return False
+    if any(r is None for r in results):
+        return False
+    found = {name: got for part, result in zip(parts, results, strict=True)
+             for name, got in zip(part, cast(list[Any], result), strict=True)}
+    grouped = seals.combine(names, [found[n] for n in names])
+    report.rows, report.digest = grouped.rows, grouped.state.digest()
+    report.groups, report.groups_read = grouped.groups, grouped.read
+    if grouped.state != expected:
+        report.problems.extend(pinpoint(conn) or [Problem(
+            "projection", "the live tables do not give the journal's state digest")])
+    elif signer is not None and (sealed is None or grouped.read or unsealed):
+        seals.save(database, seals.Seals(head, expected.digest(), grouped.tables), signer)
+    return True

@@ -316,7 +316,7 @@ class Registry:
         return integrity.quick_check(self.db, public_keys=self.public_keys(),
                                      external=_read_checkpoint_file(
                                          self.settings.external_checkpoint_path),
-                                     progress=progress)
+                                     progress=progress, signer=self._signing_key)
 
     def rebuild(self, progress: integrity.Progress = integrity._noop) -> str:
         return integrity.rebuild(self.db, progress)

@@ -1,0 +1,302 @@
+"""A SQLite table's rows in groups of leaf pages, each group known by the hash of its bytes.
+
+The quick check (:func:`cutru.recovery.seals.quick_state`) proves the state digest of a
+registry without reading most of its rows: a signed seal says, for each group of a table's
+leaf pages, the BLAKE3 hash of the group's bytes and the LtHash state of the rows stored in
+them. Pages with the same bytes hold the same rows, so a group whose bytes hash as sealed
+adds the sealed state; only a group whose bytes changed since is read as rows and summed.
+Hashing a page costs about a microsecond, reading and summing its rows about fifty.
+
+A group is every leaf page, in the table's b-tree order, whose first row's ``rowid`` falls
+in one bucket ``[bucket * width, (bucket + 1) * width)``, with the overflow pages of its
+rows. The b-tree keeps rows in ``rowid`` order, so the rows on a group's pages are exactly
+those from its first page's first ``rowid`` up to the next group's: a changed group is
+read back by that range. Rows appended at the end of a table change the last group or add
+new ones; an update changes the group that holds the row.
+
+The pages are listed with SQLite's ``dbstat`` table (the order SQLite walks the b-tree) and
+read from the database file itself, which is what SQLite reads only while the write-ahead
+log holds no page of the reader's snapshot: :func:`group_snapshot` takes the snapshot only
+then. Like :mod:`cutru.store.stored_bytes`, this module works with the ``sqlite3`` module
+alone, on queries the caller writes from the schema, so that a helper process can run it.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import blake3
+
+from cutru.journal.lthash import LtHash, sum_rows
+
+#: Rows per group a seal aims at: 1,000,000 persons make about 250 groups of that table.
+GROUP_ROWS = 4096
+#: How long the checkpoint that empties the write-ahead log waits for other connections.
+SETTLE_TIMEOUT_MS = 2000
+_TABLE_LEAF = 0x0D
+
+
+class NotGrouped(Exception):  # an internal signal, caught in this module
+    """The pages cannot be grouped here (a b-tree not in ``rowid`` order, a page that is not
+    a table page, a query that refused a row): the caller reads the rows the usual way."""
+
+
+@dataclass(frozen=True)
+class Group:
+    """One group of a table's leaf pages, with the state of the rows stored in them."""
+
+    bucket: int | None  # None: leaf pages before any row (an empty table's root)
+    lo: int | None      # the first rowid on the group's first page (None: no row)
+    digest: bytes       # BLAKE3 of the group's pages, leaf and overflow, in b-tree order
+    rows: int
+    state: bytes        # LtHash state (LtHash.to_bytes) of the rows' elements
+    read: bool          # whether its rows were read here (not taken from a seal)
+
+
+#: A seal's groups of one table, by bucket: ``bucket -> (digest, rows, state)``.
+Sealed = Mapping[int | None, tuple[bytes, int, bytes]]
+
+
+def settle_wal(path: str) -> bool:
+    """Copy the write-ahead log of the SQLite file ``path`` into the file and empty it
+    (``PRAGMA wal_checkpoint(TRUNCATE)``), waiting at most :data:`SETTLE_TIMEOUT_MS` for
+    other connections; whether it was emptied. Call it before opening a read transaction on
+    the file: the checkpoint waits for every reader."""
+    raw = sqlite3.connect(path, isolation_level=None)
+    try:
+        raw.execute(f"PRAGMA busy_timeout={SETTLE_TIMEOUT_MS}")
+        row = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return row is not None and row[0] == 0
+    except sqlite3.Error:
+        return False
+    finally:
+        raw.close()
+
+
+@contextmanager
+def group_snapshot(path: str, head_sql: str, head: int
+                   ) -> Iterator[tuple[sqlite3.Connection, int] | None]:
+    """A read transaction on the SQLite file ``path`` whose snapshot holds the journal head
+    ``head`` and no page in the write-ahead log, with a descriptor of the file to read pages
+    from; None where it cannot be had.
+
+    A reader whose snapshot began with an empty log reads every page from the file, and no
+    checkpoint writes the file while it reads (SQLite's checkpointer must first lock out such
+    readers), so the file's bytes are the snapshot's for as long as the transaction lasts.
+    The log's size is looked at after the snapshot began: it is empty then only if it was
+    empty when the snapshot began, since only a checkpoint that waits for every reader
+    truncates it.
+
+    Only for a process with no other connection to the file (a helper process): closing
+    any descriptor of a file releases every POSIX lock the process holds on it, SQLite's
+    own included, so a process whose other connections hold locks must never open and
+    close the file itself. This connection is closed before the descriptor."""
+    raw = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    fd = -1
+    try:
+        try:
+            raw.execute("PRAGMA busy_timeout=30000")
+            mode = raw.execute("PRAGMA journal_mode").fetchone()
+            raw.execute("BEGIN")
+            row = raw.execute(head_sql).fetchone()
+        except sqlite3.Error:  # locked past the timeout; not a registry
+            row = mode = None
+        usable = row is not None and row[0] == head and mode is not None \
+            and str(mode[0]).lower() == "wal" and _log_empty(path)
+        if usable:
+            fd = os.open(path, os.O_RDONLY)
+        yield (raw, fd) if usable else None
+    finally:
+        raw.close()  # first: closing the descriptor would release this connection's locks
+        if fd >= 0:
+            os.close(fd)
+
+
+def _log_empty(path: str) -> bool:
+    try:
+        return os.stat(path + "-wal").st_size == 0
+    except FileNotFoundError:
+        return True
+
+
+def table_groups(raw: sqlite3.Connection, fd: int, table: str, sql: str, prefix: bytes,
+                 width: int, sealed: Sealed) -> list[Group]:
+    """The groups of ``table`` in the snapshot of ``raw`` (see :func:`group_snapshot`),
+    buckets ``width`` rowids wide: a group whose bytes hash as ``sealed`` has it takes the
+    sealed rows and state, every other group's rows are read with ``sql`` (``SELECT rowid,
+    key, canonical encoding FROM table``, without WHERE or ORDER BY) and summed with
+    ``prefix`` (the table's :func:`~cutru.journal.lthash.table_prefix`). The rowids a read
+    group's query returns must be those of the cells on its pages, in order: its state is
+    then that of the rows its bytes hold. ``NotGrouped`` where the pages or rows do not
+    allow it."""
+    page_size = raw.execute("PRAGMA page_size").fetchone()[0]
+    pages = raw.execute("SELECT pageno, pagetype FROM dbstat WHERE name = ?",
+                        (table,)).fetchall()
+    out: list[Group] = []
+    # the group being hashed: its bucket, first rowid, hasher and leaf pages
+    bucket: int | None = None
+    lo: int | None = None
+    hasher: blake3.blake3 | None = None
+    leaves: list[tuple[int, bytes]] = []
+    for pageno, kind in pages:
+        if kind == "internal":
+            continue
+        page = os.pread(fd, page_size, (pageno - 1) * page_size)
+        if len(page) != page_size:
+            raise NotGrouped(f"page {pageno} of {table} is beyond the end of the file")
+        if kind == "leaf":
+            first = _first_rowid(page, table, pageno)
+            if first is not None and (hasher is None or first // width != bucket):
+                if hasher is not None:
+                    if bucket is not None and first // width < bucket:
+                        raise NotGrouped(f"the pages of {table} are not in rowid order")
+                    _close_group(out, raw, sql, prefix, sealed, bucket, lo, hasher.digest(),
+                                 leaves, first)
+                bucket, lo, hasher, leaves = first // width, first, blake3.blake3(), []
+            elif hasher is None:  # a leaf holding no row before any that does
+                hasher = blake3.blake3()
+            leaves.append((pageno, page))
+        elif hasher is None:
+            raise NotGrouped(f"an overflow page of {table} before its leaf")
+        hasher.update(page)
+    if hasher is not None:
+        _close_group(out, raw, sql, prefix, sealed, bucket, lo, hasher.digest(), leaves, None)
+    return out
+
+
+def _close_group(out: list[Group], raw: sqlite3.Connection, sql: str, prefix: bytes,
+                 sealed: Sealed, bucket: int | None, lo: int | None, digest: bytes,
+                 leaves: list[tuple[int, bytes]], upto: int | None) -> None:
+    """Append the group whose pages hash to ``digest``: sealed, or its rows read from ``lo``
+    up to ``upto`` (the next group's first rowid) and checked against its cells."""
+    got = sealed.get(bucket)
+    if got is not None and got[0] == digest:
+        out.append(Group(bucket, lo, digest, got[1], got[2], False))
+        return
+    rowids, keys, encoded = _read_range(raw, sql, lo, upto)
+    cells = [rowid for pageno, page in leaves for rowid in _cell_rowids(page, pageno)]
+    if rowids != cells:
+        raise NotGrouped("the rows read by rowid are not the cells of their pages")
+    state = sum_rows(keys, encoded, prefix) if keys else LtHash.empty().to_bytes()
+    out.append(Group(bucket, lo, digest, len(keys), state, True))
+
+
+def _read_range(raw: sqlite3.Connection, sql: str, lo: int | None, hi: int | None
+                ) -> tuple[list[int], list[str], list[bytes]]:
+    """The rowids, keys and encodings of the rows whose rowid is in ``[lo, hi)`` (None: no
+    bound there), in rowid order."""
+    where = [f"rowid >= {int(lo)}"] if lo is not None else []
+    if hi is not None:
+        where.append(f"rowid < {int(hi)}")
+    query = f"{sql}{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY rowid"
+    try:
+        rows = raw.execute(query).fetchall()
+    except sqlite3.Error as exc:  # a value the encoding query refuses
+        raise NotGrouped(str(exc)) from None
+    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+
+
+def _cell_rowids(page: bytes, pageno: int) -> list[int]:
+    """The rowids of the cells of a table b-tree leaf page, in order."""
+    at = 100 if pageno == 1 else 0
+    count = int.from_bytes(page[at + 3:at + 5], "big")
+    out = []
+    for i in range(count):
+        cell = int.from_bytes(page[at + 8 + 2 * i:at + 10 + 2 * i], "big")
+        _size, j = _varint(page, cell)
+        rowid, _end = _varint(page, j)
+        out.append(rowid - (1 << 64) if rowid >= 1 << 63 else rowid)
+    return out
+
+
+def _first_rowid(page: bytes, table: str, pageno: int) -> int | None:
+    """The rowid of the first cell of a table b-tree leaf page (None: it has no cell)."""
+    at = 100 if pageno == 1 else 0
+    if page[at] != _TABLE_LEAF:
+        raise NotGrouped(f"page {pageno} of {table} is not a table leaf page")
+    if int.from_bytes(page[at + 3:at + 5], "big") == 0:
+        return None
+    cell = int.from_bytes(page[at + 8:at + 10], "big")
+    _size, i = _varint(page, cell)
+    rowid, _end = _varint(page, i)
+    return rowid - (1 << 64) if rowid >= 1 << 63 else rowid
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    """SQLite's variable-length integer at ``at``: its value and the offset after it."""
+    value = 0
+    for i in range(8):
+        if at + i >= len(data):
+            raise NotGrouped("a cell runs past the end of its page")
+        byte = data[at + i]
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value, at + i + 1
+    if at + 8 >= len(data):
+        raise NotGrouped("a cell runs past the end of its page")
+    return (value << 8) | data[at + 8], at + 9
+
+
+def bucket_width(raw: sqlite3.Connection, table: str, group_rows: int = GROUP_ROWS) -> int:
+    """A bucket width that gives ``table``'s rows about ``group_rows`` per group."""
+    lo, hi, count = raw.execute(
+        f'SELECT min(rowid), max(rowid), count(*) FROM "{table}"').fetchone()
+    if not count:
+        return group_rows
+    return max(1, (int(hi) - int(lo) + 1) * group_rows // int(count))
+
+
+def table_fingerprint(raw: sqlite3.Connection, table: str, sql: str, prefix: bytes) -> str:
+    """What a seal of ``table``'s groups holds only while it is unchanged: the page size,
+    the text encoding, the table's definition, and the query and prefix its rows are read
+    and summed with (BLAKE3, hex). The same bytes give other rows, or another sum, once
+    any of these changes."""
+    page_size = raw.execute("PRAGMA page_size").fetchone()[0]
+    encoding = raw.execute("PRAGMA encoding").fetchone()[0]
+    row = raw.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
+                      (table,)).fetchone()
+    parts = [str(page_size), str(encoding), "" if row is None else str(row[0]), sql]
+    hasher = blake3.blake3()
+    for part in parts:
+        data = part.encode("utf-8", "surrogatepass")
+        hasher.update(len(data).to_bytes(8, "big") + data)
+    hasher.update(prefix)
+    return hasher.hexdigest()
+
+
+#: What :func:`scan_groups` reads of a table: ``(table, query, prefix, seal)``, the seal
+#: ``(fingerprint, width, sealed groups)`` or None.
+Spec = tuple[str, str, bytes, "tuple[str, int, Sealed] | None"]
+
+
+def scan_groups(path: str, head_sql: str, head: int, tables: list[Spec],
+                group_rows: int = GROUP_ROWS) -> list[tuple[str, int, list[Group]]] | None:
+    """For each ``(table, query, prefix, seal)`` of ``tables``, the table's fingerprint
+    (:func:`table_fingerprint`), bucket width and groups (:func:`table_groups`): with the
+    seal's width and groups where its fingerprint is the table's, else with a width chosen
+    here (about ``group_rows`` rows per group) and every group read. On a new connection to
+    the SQLite file ``path`` whose snapshot holds the journal head ``head`` and reads its
+    pages from the file (:func:`group_snapshot`). None where no such snapshot could be had
+    or the pages cannot be grouped. Run in a helper process (see :func:`group_snapshot`):
+    a module-level function of plain values."""
+    with group_snapshot(path, head_sql, head) as got:
+        if got is None:
+            return None
+        raw, fd = got
+        out: list[tuple[str, int, list[Group]]] = []
+        try:
+            for table, sql, prefix, seal in tables:
+                fingerprint = table_fingerprint(raw, table, sql, prefix)
+                if seal is not None and seal[0] == fingerprint:
+                    width, sealed = seal[1], seal[2]
+                else:
+                    width, sealed = bucket_width(raw, table, group_rows), {}
+                out.append((fingerprint, width,
+                            table_groups(raw, fd, table, sql, prefix, width, sealed)))
+        except (NotGrouped, sqlite3.Error):
+            return None
+        return out

@@ -1,0 +1,223 @@
+"""The quick check sums a SQLite registry by page groups, with signed seals (recovery/seals)."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cutru.journal.helper import own_helper
+from cutru.journal.lthash import LtHash, sum_rows
+from cutru.journal.signing import SigningKey
+from cutru.recovery import integrity, seals
+from cutru.services import importer, synthetic
+from cutru.services.registry import Registry
+from cutru.store import page_groups
+from cutru.store.projection import HEAD_SEQ_SQL, sqlite_file
+from tests.helpers import BASIS, OFFICER
+from tests.test_integrity import exec_sql
+from tests.test_transactions import seed_family
+
+TODAY = date(2026, 11, 27)
+
+
+@pytest.fixture
+def grouped(sqlite_registry: Registry, monkeypatch: pytest.MonkeyPatch) -> Registry:
+    """A SQLite registry of 300 synthetic persons and a family, in groups of about 16
+    rows: dozens of groups per large table."""
+    monkeypatch.setattr(page_groups, "GROUP_ROWS", 16)
+    importer.import_records(sqlite_registry.runner, enumerate(
+        synthetic.generate(300, seed=3, today=TODAY), start=1), actor="importer")
+    return sqlite_registry
+
+
+def database(reg: Registry) -> str:
+    with reg.db.read() as conn:
+        path = sqlite_file(conn)
+    assert path is not None
+    return path
+
+
+def row_path(reg: Registry, monkeypatch: pytest.MonkeyPatch) -> integrity.Report:
+    """The quick check reading every row (as on PostgreSQL)."""
+    with monkeypatch.context() as m:
+        m.setattr(integrity, "_groups_ready", lambda *_args: None)
+        return reg.quick_check()
+
+
+def test_a_seal_makes_the_next_quick_check_read_only_the_groups_that_changed(
+        grouped: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    reg = grouped
+    first = reg.quick_check()
+    assert first.ok, first.problems
+    assert first.groups > 20 and first.groups_read == first.groups  # nothing sealed yet
+    assert seals.seal_path(database(reg)).exists()
+    plain = row_path(reg, monkeypatch)
+    assert (first.rows, first.digest) == (plain.rows, plain.digest)
+
+    again = reg.quick_check()
+    assert again.ok and again.groups_read == 0
+    assert (again.rows, again.digest, again.groups) == (first.rows, first.digest, first.groups)
+
+    k = seed_family(reg)  # appended rows: new or last groups
+    reg.adjust_information(OFFICER, BASIS, k["child"], {"occupation": "thợ mộc"})
+    later = reg.quick_check()
+    assert later.ok, later.problems
+    assert 0 < later.groups_read < later.groups / 2
+    plain = row_path(reg, monkeypatch)
+    assert (later.rows, later.digest) == (plain.rows, plain.digest)
+    assert reg.quick_check().groups_read == 0  # the check sealed what it read
+
+
+@pytest.mark.parametrize("sql", [
+    # the same length: SQLite overwrites the cell in place
+    "UPDATE persons SET full_name = upper(full_name) WHERE rowid = 7",
+    "UPDATE persons SET occupation = 'sửa thẳng' WHERE rowid = 150",
+    "DELETE FROM id_numbers WHERE rowid = 30",
+    "INSERT INTO households SELECT * FROM households WHERE rowid = 5 LIMIT 0",
+    "UPDATE residences SET street = street || '.' WHERE rowid = 200",
+])
+def test_direct_edits_after_a_seal_are_found_and_pinpointed(
+        grouped: Registry, sql: str) -> None:
+    reg = grouped
+    assert reg.quick_check().ok  # sealed
+    before = reg.quick_check()
+    assert before.groups_read == 0
+    exec_sql(reg, sql)
+    report = reg.quick_check()
+    if "LIMIT 0" in sql:  # inserts nothing: a control, the check must still pass
+        assert report.ok and report.groups_read == 0
+        return
+    assert not report.ok
+    table = sql.split()[1] if sql.startswith("UPDATE") else sql.split()[2]
+    found = [p for p in report.problems if p.kind == "projection"]
+    assert found and all(p.table == table for p in found), found
+    assert report.groups_read >= 1
+
+
+def test_an_altered_or_foreign_seal_is_not_used(grouped: Registry) -> None:
+    """An attacker who edits a row and writes a seal that says its group's new bytes hold
+    the old state (so that the sum would still come out right) cannot sign it with the
+    checkpoint key: the seal is not used, every row is read, the edit is found."""
+    reg = grouped
+    assert reg.quick_check().ok
+    path = database(reg)
+    keys = reg.public_keys()
+    honest = seals.load(path, keys)
+    assert honest is not None
+    exec_sql(reg, "UPDATE persons SET full_name = upper(full_name) WHERE rowid = 40")
+    # the attacker's seal: each group's current bytes, with the honest (old) states
+    assert page_groups.settle_wal(path)
+    with own_helper() as helper:
+        assert helper is not None
+        scanned = helper.submit(page_groups.scan_groups, path, HEAD_SEQ_SQL, honest.seq,
+                                seals.specs(["persons"], honest)).result()
+    assert scanned is not None
+    forged = {name: seals.TableSeal(t.fingerprint, t.width, dict(t.groups))
+              for name, t in honest.tables.items()}
+    for group in scanned[0][2]:
+        old = honest.tables["persons"].groups[group.bucket]
+        forged["persons"].groups[group.bucket] = (group.digest, old[1], old[2])
+    forgery = seals.Seals(honest.seq, honest.digest, forged)
+    seal_file = seals.seal_path(path)
+    honest_signature = seal_file.read_bytes().split(b"\n")[1]
+    seals.save(path, forgery, SigningKey.generate())  # a key the registry does not know
+    assert seals.load(path, keys) is None
+    report = reg.quick_check()
+    assert not report.ok and report.groups_read == report.groups
+    assert [p.table for p in report.problems if p.kind == "projection"] == ["persons"]
+
+    # the forgery under the registry's key id, with the signature of the honest seal
+    signer = reg.signing_key
+    assert signer is not None
+    seal_file.write_bytes(seals._body(forgery, signer.key_id) + b"\n" + honest_signature
+                          + b"\n")
+    assert seals.load(path, keys) is None
+    assert not reg.quick_check().ok
+
+
+def test_a_seal_of_another_schema_is_not_used(grouped: Registry) -> None:
+    reg = grouped
+    assert reg.quick_check().ok
+    exec_sql(reg, "ALTER TABLE stays ADD COLUMN note TEXT")  # the same bytes, other rows
+    report = reg.quick_check()
+    assert report.ok, report.problems
+    stays = seals.load(database(reg), reg.public_keys())
+    assert stays is not None and report.groups_read >= len(stays.tables["stays"].groups)
+
+
+def test_pages_in_the_write_ahead_log_make_the_check_read_rows(
+        grouped: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While another connection keeps the log from being emptied, the file does not hold
+    every page: the quick check reads the rows, and still finds a direct edit."""
+    reg = grouped
+    assert reg.quick_check().ok
+    monkeypatch.setattr(page_groups, "SETTLE_TIMEOUT_MS", 50)
+    path = database(reg)
+    exec_sql(reg, "UPDATE persons SET occupation = 'trong nhật ký' WHERE rowid = 3")
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM persons").fetchone()  # holds the log's frames
+        report = reg.quick_check()
+    finally:
+        reader.close()
+    assert report.groups == 0  # every row read
+    assert not report.ok
+    assert [p.table for p in report.problems if p.kind == "projection"] == ["persons"]
+
+
+def test_a_group_s_hash_covers_the_overflow_pages_of_its_rows(tmp_path: Path) -> None:
+    """A value longer than a page continues on overflow pages; SQLite overwrites a value of
+    the same length in place, leaving the leaf page as it was: the group still changes.
+    (Run here, in a process with no other connection to this file.)"""
+    path = str(tmp_path / "t.db")
+    setup = sqlite3.connect(path, isolation_level=None)
+    setup.execute("PRAGMA journal_mode=WAL")
+    setup.execute("CREATE TABLE journal_head (id INTEGER PRIMARY KEY, seq INTEGER)")
+    setup.execute("INSERT INTO journal_head VALUES (1, 9)")
+    setup.execute("CREATE TABLE t (key TEXT, v TEXT)")
+    for i in range(40):
+        setup.execute("INSERT INTO t VALUES (?, ?)", (f"k{i}", "x" * (9000 if i % 5 == 0 else 50)))
+    setup.close()
+    sql = "SELECT rowid, key, CAST(json_object('v', v) AS BLOB) FROM t"
+    spec: Any = ("t", sql, b"t", None)
+    assert page_groups.settle_wal(path)
+    first = page_groups.scan_groups(path, HEAD_SEQ_SQL, 9, [spec], group_rows=8)
+    assert first is not None
+    _fp, _width, groups = first[0]
+    reading = sqlite3.connect(path)
+    rows = reading.execute(sql).fetchall()
+    reading.close()  # scan_groups closes its own descriptor of the file: see group_snapshot
+    assert sum(g.rows for g in groups) == 40
+    total = LtHash.empty()
+    for g in groups:
+        total.combine(LtHash.from_bytes(g.state))
+    assert total == LtHash.from_bytes(sum_rows([r[1] for r in rows], [r[2] for r in rows],
+                                               b"t"))
+    edit = sqlite3.connect(path, isolation_level=None)
+    edit.execute("UPDATE t SET v = substr(v, 1, 8000) || 'y' || substr(v, 8002) "
+                 "WHERE key = 'k10'")
+    edit.close()
+    assert page_groups.settle_wal(path)
+    sealed = {g.bucket: (g.digest, g.rows, g.state) for g in groups}
+    again = page_groups.scan_groups(path, HEAD_SEQ_SQL, 9, [("t", sql, b"t", (
+        _fp, _width, sealed))], group_rows=8)
+    assert again is not None
+    changed = [g for g in again[0][2] if g.read]
+    assert len(changed) == 1 and changed[0].state != sealed[changed[0].bucket][2]
+    # another head in the snapshot: refused
+    assert page_groups.scan_groups(path, HEAD_SEQ_SQL, 8, [spec]) is None
+
+
+def test_the_quick_check_reads_rows_where_it_cannot_sign(
+        grouped: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the signing key (a verifier with public keys only) no seal is written."""
+    reg = grouped
+    monkeypatch.setattr(reg, "_signing_key", None)
+    report = reg.quick_check()
+    assert report.ok and report.groups_read == report.groups > 0
+    assert not seals.seal_path(database(reg)).exists()
