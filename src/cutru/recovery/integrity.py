@@ -577,15 +577,14 @@ def _check_grouped(conn: Connection, report: Report, head: int, expected: LtHash
     """The live tables summed by page groups against ``expected``, the state at the journal
     head ``head`` that ``conn``'s snapshot holds; False where groups could not be used.
 
-    The pages are read in helper processes (a process whose SQLite connections hold locks
-    on the file must not open it itself: see :func:`cutru.store.page_groups.group_snapshot`):
-    one for every table where each has a seal, else two, each scanning half of the rows."""
+    The pages are read in two helper processes, each scanning about half of the rows (a
+    process whose SQLite connections hold locks on the file must not open it itself: see
+    :func:`cutru.store.page_groups.group_snapshot`)."""
     database, sealed = ready
     names = [str(t.name) for t in PROJECTION]
     unsealed = sealed is None or any(n not in sealed.tables for n in names)
     parts = [[n for n in names if n in SUMMED_BESIDE], [n for n in names
-                                                         if n not in SUMMED_BESIDE]] \
-        if unsealed else [names]
+                                                         if n not in SUMMED_BESIDE]]
     with ExitStack() as stack:
         try:
             futures = []

@@ -33,8 +33,8 @@ import blake3
 
 from cutru.journal.lthash import LtHash, sum_rows
 
-#: Rows per group a seal aims at: 1,000,000 persons make about 250 groups of that table.
-GROUP_ROWS = 4096
+#: Rows per group a seal aims at: 1,000,000 persons make about 1,000 groups of that table.
+GROUP_ROWS = 1024
 #: How long the checkpoint that empties the write-ahead log waits for other connections.
 SETTLE_TIMEOUT_MS = 2000
 _TABLE_LEAF = 0x0D
@@ -129,10 +129,9 @@ def table_groups(raw: sqlite3.Connection, fd: int, table: str, sql: str, prefix:
     buckets ``width`` rowids wide: a group whose bytes hash as ``sealed`` has it takes the
     sealed rows and state, every other group's rows are read with ``sql`` (``SELECT rowid,
     key, canonical encoding FROM table``, without WHERE or ORDER BY) and summed with
-    ``prefix`` (the table's :func:`~cutru.journal.lthash.table_prefix`). The rowids a read
-    group's query returns must be those of the cells on its pages, in order: its state is
-    then that of the rows its bytes hold. ``NotGrouped`` where the pages or rows do not
-    allow it."""
+    ``prefix`` (the table's :func:`~cutru.journal.lthash.table_prefix`). A read group's
+    query must return as many rows as its pages hold cells, the first with the group's
+    first rowid. ``NotGrouped`` where the pages or rows do not allow it."""
     page_size = raw.execute("PRAGMA page_size").fetchone()[0]
     pages = raw.execute("SELECT pageno, pagetype FROM dbstat WHERE name = ?",
                         (table,)).fetchall()
@@ -172,14 +171,14 @@ def _close_group(out: list[Group], raw: sqlite3.Connection, sql: str, prefix: by
                  sealed: Sealed, bucket: int | None, lo: int | None, digest: bytes,
                  leaves: list[tuple[int, bytes]], upto: int | None) -> None:
     """Append the group whose pages hash to ``digest``: sealed, or its rows read from ``lo``
-    up to ``upto`` (the next group's first rowid) and checked against its cells."""
+    up to ``upto`` (the next group's first rowid) and checked against its pages' cells."""
     got = sealed.get(bucket)
     if got is not None and got[0] == digest:
         out.append(Group(bucket, lo, digest, got[1], got[2], False))
         return
     rowids, keys, encoded = _read_range(raw, sql, lo, upto)
-    cells = [rowid for pageno, page in leaves for rowid in _cell_rowids(page, pageno)]
-    if rowids != cells:
+    cells = sum(_cell_count(page, pageno) for pageno, page in leaves)
+    if len(rowids) != cells or (rowids and rowids[0] != lo):
         raise NotGrouped("the rows read by rowid are not the cells of their pages")
     state = sum_rows(keys, encoded, prefix) if keys else LtHash.empty().to_bytes()
     out.append(Group(bucket, lo, digest, len(keys), state, True))
@@ -200,17 +199,10 @@ def _read_range(raw: sqlite3.Connection, sql: str, lo: int | None, hi: int | Non
     return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
 
-def _cell_rowids(page: bytes, pageno: int) -> list[int]:
-    """The rowids of the cells of a table b-tree leaf page, in order."""
+def _cell_count(page: bytes, pageno: int) -> int:
+    """The number of cells of a table b-tree leaf page."""
     at = 100 if pageno == 1 else 0
-    count = int.from_bytes(page[at + 3:at + 5], "big")
-    out = []
-    for i in range(count):
-        cell = int.from_bytes(page[at + 8 + 2 * i:at + 10 + 2 * i], "big")
-        _size, j = _varint(page, cell)
-        rowid, _end = _varint(page, j)
-        out.append(rowid - (1 << 64) if rowid >= 1 << 63 else rowid)
-    return out
+    return int.from_bytes(page[at + 3:at + 5], "big")
 
 
 def _first_rowid(page: bytes, table: str, pageno: int) -> int | None:
