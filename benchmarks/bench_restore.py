@@ -373,16 +373,18 @@ def render(results: list[dict[str, Any]], mach: dict[str, Any]) -> str:
         if "expansion_us_per_row" in v:
             us, cpus = v["expansion_us_per_row"], v["cpus"]
             floor = cpus * 1e6 / us
-            out += [f"The quick check's floor: expanding one `persons` row (the largest "
-                    f"rows) into its LtHash16 vector (BLAKE3, 2 KiB of output, and the lane "
-                    f"sum) takes {us:.2f} µs here in one process. With all {cpus} CPUs doing "
-                    f"nothing but that, a full digest of such rows could not pass "
-                    f"{floor:,.0f} rows/s, before a single row is read. The other tables' "
-                    "rows are smaller and cheaper to expand, but reading a row (SQLite "
-                    "writing its canonical JSON) costs about as much as expanding it "
-                    "(docs/design.md, \"Rows from the driver\"), and processes reading and "
-                    "summing at once on this machine do not run as fast as each alone: with "
-                    "this digest, 1,000,000 rows/s is out of reach here.", ""]
+            out += [f"The floor of a check that reads every row (the first quick check, "
+                    f"before any seal; `cutru verify`; the proof of a restore): expanding one "
+                    f"`persons` row (the largest rows) into its LtHash16 vector (BLAKE3, 2 KiB "
+                    f"of output, and the lane sum) takes {us:.2f} µs here in one process. "
+                    f"With all {cpus} CPUs doing nothing but that, a full digest of such rows "
+                    f"could not pass {floor:,.0f} rows/s, before a single row is read, and "
+                    "reading a row (SQLite writing its canonical JSON) costs about as much "
+                    "as expanding it (docs/design.md, \"Rows from the driver\"). The sealed "
+                    "quick check escapes that floor by not reading the rows of page groups "
+                    "whose bytes a signed seal already sums (docs/design.md, \"Sealed page "
+                    "groups\"): its cost is hashing the tables' pages, plus reading the "
+                    "groups that changed.", ""]
     return "\n".join(out) + "\n"
 
 

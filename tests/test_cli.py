@@ -67,8 +67,16 @@ def test_seed_show_verify_tamper_rebuild(tmp_path: Path) -> None:
     hist = cutru(tmp_path, "show", "--person", key, "--history", "--json")
     assert json.loads(hist.stdout)[0]["operation"] == "household.register"
     assert cutru(tmp_path, "verify").returncode == 0
+    quick = [json.loads(cutru(tmp_path, "verify", "--quick", "--json").stdout)
+             for _ in range(2)]
+    assert quick[0]["ok"] and quick[0]["page_groups_read"] == quick[0]["page_groups"] > 0
+    assert quick[1]["ok"] and quick[1]["page_groups_read"] == 0  # sealed by the first
+    assert (tmp_path / "data" / "cutru.db-seals").exists()
     with sqlite3.connect(tmp_path / "data" / "cutru.db") as conn:
         conn.execute("update persons set occupation = 'x' where key = ?", (key,))
+    r = cutru(tmp_path, "verify", "--quick")
+    assert r.returncode == 6 and f"persons row {key}" in r.stdout
+    assert "of them read as rows" in r.stdout
     r = cutru(tmp_path, "verify")
     assert r.returncode == 6 and f"persons row {key}" in r.stdout
     assert cutru(tmp_path, "rebuild").returncode == 0
