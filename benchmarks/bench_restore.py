@@ -70,12 +70,12 @@ from cutru.backup.targets import LocalTarget  # noqa: E402
 from cutru.journal.entry import format_ts  # noqa: E402
 from cutru.journal.helper import helper_cpus  # noqa: E402
 from cutru.journal.lthash import key_elements, sum_expansions, table_prefix  # noqa: E402
-from cutru.recovery import integrity, seals  # noqa: E402
+from cutru.recovery import integrity  # noqa: E402
 from cutru.recovery.locate import Query, find  # noqa: E402
 from cutru.services import people  # noqa: E402
 from cutru.services import restore as rs  # noqa: E402
 from cutru.services.registry import Registry  # noqa: E402
-from cutru.store import journal_store  # noqa: E402
+from cutru.store import journal_store, seals  # noqa: E402
 from cutru.store.engine import Database  # noqa: E402
 from cutru.store.projection import encoded_rows, projection_state  # noqa: E402
 from cutru.store.schema import persons  # noqa: E402

@@ -1,4 +1,4 @@
-"""The quick check sums a SQLite registry by page groups, with signed seals (recovery/seals)."""
+"""The quick check sums a SQLite registry by page groups, with signed seals (store/seals)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 from cutru.journal.helper import own_helper
 from cutru.journal.lthash import LtHash, sum_rows
 from cutru.journal.signing import SigningKey
-from cutru.recovery import integrity, seals
+from cutru.recovery import integrity
 from cutru.services import importer, synthetic
 from cutru.services.registry import Registry
-from cutru.store import page_groups
+from cutru.store import page_groups, seals
 from cutru.store.projection import HEAD_SEQ_SQL, sqlite_file
 from tests.helpers import BASIS, OFFICER
 from tests.test_integrity import exec_sql

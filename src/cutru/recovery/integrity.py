@@ -25,18 +25,16 @@ from cutru.errors import (
 )
 from cutru.journal import canonical
 from cutru.journal.entry import GENESIS, Entry
-from cutru.journal.helper import HelperFailed, helper_process, own_helper
+from cutru.journal.helper import HelperFailed, helper_process
 from cutru.journal.lthash import LtHash
 from cutru.journal.signing import SignedCheckpoint, SigningKey, verify_checkpoint
-from cutru.recovery import seals
 from cutru.runtime import collector_paused
-from cutru.store import journal_store, page_groups, stored_bytes
+from cutru.store import journal_store, page_groups, seals, stored_bytes
 from cutru.store.bulk import deferred_indexes
 from cutru.store.engine import Database
 from cutru.store.projection import (
     HEAD_SEQ_SQL,
     ROW_BATCH,
-    SUMMED_BESIDE,
     Beside,
     encoded_rows,
     helper_beside,
@@ -515,7 +513,7 @@ def quick_check(db: Database, *, public_keys: Mapping[str, bytes],
     running digest -- without replaying the journal from its start. A projection mismatch
     is then pinpointed row by row (that part replays the journal).
 
-    On a SQLite file the projection is summed by page groups (:mod:`cutru.recovery.seals`):
+    On a SQLite file the projection is summed by page groups (:mod:`cutru.store.seals`):
     a group whose bytes a signed seal holds adds the sealed state, the others are read as
     rows. When the tables give the head's digest and ``signer`` is given, the groups read
     are sealed for the next check. Where groups cannot be used (another connection keeps
@@ -574,35 +572,14 @@ def _groups_ready(db: Database, public_keys: Mapping[str, bytes]
 
 def _check_grouped(conn: Connection, report: Report, head: int, expected: LtHash,
                    ready: tuple[str, seals.Seals | None], signer: SigningKey | None) -> bool:
-    """The live tables summed by page groups against ``expected``, the state at the journal
-    head ``head`` that ``conn``'s snapshot holds; False where groups could not be used.
-
-    The pages are read in two helper processes, each scanning about half of the rows (a
-    process whose SQLite connections hold locks on the file must not open it itself: see
-    :func:`cutru.store.page_groups.group_snapshot`)."""
+    """The live tables summed by page groups (:func:`cutru.store.seals.grouped_state`)
+    against ``expected``, the state at the journal head ``head`` that ``conn``'s snapshot
+    holds; False where groups could not be used."""
     database, sealed = ready
-    names = [str(t.name) for t in PROJECTION]
-    unsealed = sealed is None or any(n not in sealed.tables for n in names)
-    parts = [[n for n in names if n in SUMMED_BESIDE], [n for n in names
-                                                         if n not in SUMMED_BESIDE]]
-    with ExitStack() as stack:
-        try:
-            futures = []
-            for part in parts:
-                helper = stack.enter_context(own_helper())
-                if helper is None:
-                    return False
-                futures.append(helper.submit(page_groups.scan_groups, database,
-                                             HEAD_SEQ_SQL, head, seals.specs(part, sealed),
-                                             page_groups.GROUP_ROWS))
-            results = [f.result() for f in futures]
-        except HelperFailed:
-            return False
-    if any(r is None for r in results):
+    grouped = seals.grouped_state(database, head, sealed)
+    if grouped is None:
         return False
-    found = {name: got for part, result in zip(parts, results, strict=True)
-             for name, got in zip(part, cast(list[Any], result), strict=True)}
-    grouped = seals.combine(names, [found[n] for n in names])
+    unsealed = sealed is None or any(n not in sealed.tables for n in grouped.tables)
     report.rows, report.digest = grouped.rows, grouped.state.digest()
     report.groups, report.groups_read = grouped.groups, grouped.read
     if grouped.state != expected:

@@ -1,6 +1,6 @@
 """A SQLite table's rows in groups of leaf pages, each group known by the hash of its bytes.
 
-The quick check (:func:`cutru.recovery.seals.quick_state`) proves the state digest of a
+The quick check (:func:`cutru.store.seals.quick_state`) proves the state digest of a
 registry without reading most of its rows: a signed seal says, for each group of a table's
 leaf pages, the BLAKE3 hash of the group's bytes and the LtHash state of the rows stored in
 them. Pages with the same bytes hold the same rows, so a group whose bytes hash as sealed

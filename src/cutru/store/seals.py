@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,13 @@ import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from cutru.journal.helper import HelperFailed, own_helper
 from cutru.journal.lthash import LtHash, table_prefix
 from cutru.journal.signing import SigningKey, key_id_of
+from cutru.store import page_groups
 from cutru.store.page_groups import Group, Sealed, Spec
-from cutru.store.projection import storage_order_sql
+from cutru.store.projection import HEAD_SEQ_SQL, SUMMED_BESIDE, storage_order_sql
+from cutru.store.schema import PROJECTION
 
 #: The seal file's format, and the prefix of the message its signature covers.
 FORMAT = "cutru-page-seals-v1"
@@ -106,6 +110,14 @@ def load(database: str, public_keys: Mapping[str, bytes]) -> Seals | None:
     another key (the quick check then reads every row)."""
     try:
         data = seal_path(database).read_bytes()
+    except OSError:
+        return None
+    return parse(data, public_keys)
+
+
+def parse(data: bytes, public_keys: Mapping[str, bytes]) -> Seals | None:
+    """The seals of a seal file's bytes (:func:`save`), as :func:`load` gives them."""
+    try:
         body, signature, _end = data.split(b"\n")
         doc = orjson.loads(body)
         raw = public_keys.get(doc["key_id"])
@@ -118,7 +130,7 @@ def load(database: str, public_keys: Mapping[str, bytes]) -> Seals | None:
                 None if b is None else int(b): (bytes.fromhex(d), int(n), base64.b64decode(s))
                 for b, d, n, s in t["groups"]})
             for name, t in doc["tables"].items()})
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, InvalidSignature):
+    except (ValueError, KeyError, TypeError, AttributeError, InvalidSignature):
         return None
 
 
@@ -148,6 +160,38 @@ def combine(tables: list[str], scanned: list[tuple[str, int, list[Group]]]) -> G
         sealed[name] = TableSeal(fingerprint, width,
                                  {g.bucket: (g.digest, g.rows, g.state) for g in found})
     return Grouped(state, rows, groups, read, sealed)
+
+
+def grouped_state(database: str, head: int, sealed: Seals | None) -> Grouped | None:
+    """Every projection table of the SQLite file ``database`` summed by page groups, at the
+    journal head ``head`` (the snapshot that reads them must hold it), with the groups of
+    ``sealed`` taken as sealed where their bytes are; None where groups could not be used.
+
+    The pages are read in two helper processes, each scanning about half of the rows (a
+    process whose SQLite connections hold locks on the file must not open it itself: see
+    :func:`cutru.store.page_groups.group_snapshot`)."""
+    names = [str(t.name) for t in PROJECTION]
+    parts = [[n for n in names if n in SUMMED_BESIDE],
+             [n for n in names if n not in SUMMED_BESIDE]]
+    with ExitStack() as stack:
+        try:
+            futures = []
+            for part in parts:
+                helper = stack.enter_context(own_helper())
+                if helper is None:
+                    return None
+                futures.append(helper.submit(page_groups.scan_groups, database,
+                                             HEAD_SEQ_SQL, head, specs(part, sealed),
+                                             page_groups.GROUP_ROWS))
+            results = [f.result() for f in futures]
+        except HelperFailed:
+            return None
+    found: dict[str, tuple[str, int, list[Group]]] = {}
+    for part, result in zip(parts, results, strict=True):
+        if result is None:
+            return None
+        found.update(zip(part, result, strict=True))
+    return combine(names, [found[n] for n in names])
 
 
 def describe(seals: Seals) -> dict[str, Any]:
