@@ -25,7 +25,8 @@ from typing import Any, cast
 import pytest
 from sqlalchemy import insert, select, text
 
-from cutru.backup import KeyFile, Repository, generate_key_file, snapshot
+from cutru.backup import KeyFile, Repository, generate_key_file, pages, snapshot
+from cutru.backup import restore as restore_module
 from cutru.backup.archive import archive_once
 from cutru.backup.lock import remove_stale_locks
 from cutru.backup.restore import restore_snapshot
@@ -37,8 +38,9 @@ from cutru.errors import InputError, JournalChainBroken, ProjectionMismatch
 from cutru.journal import canonical
 from cutru.journal.helper import Helper, HelperFailed
 from cutru.journal.lthash import LtHash, Summer, key_elements, row_element, sum_expansions
+from cutru.journal.signing import SigningKey
 from cutru.services.registry import Registry
-from cutru.store import projection
+from cutru.store import projection, seals
 from cutru.store.rows import complete_row
 from cutru.store.schema import PROJECTION, persons, stays
 
@@ -301,10 +303,11 @@ def test_a_snapshot_sealed_in_a_helper_has_the_same_blobs_and_restores(
 
 def test_a_restore_proves_beside_a_helper_only_what_it_has_not_written(
         sqlite_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A pages snapshot restored without a replay is proved with a helper reading tables
-    beside (the restoring transaction has written nothing); one with archived entries
-    replayed is proved by reading every row here: a helper's connection would see the file
-    before the replay, and the proof would fail."""
+    """A pages snapshot restored without a replay is proved by page groups read in helper
+    processes (the restoring transaction has written nothing; with no page groups, by a
+    helper reading tables beside); one with archived entries replayed is proved by reading
+    every row here: a helper's connection would see the file before the replay, and the
+    proof would fail."""
     registry = sqlite_registry
     seed(registry, 40)
     key = registry.signing_key
@@ -316,7 +319,10 @@ def test_a_restore_proves_beside_a_helper_only_what_it_has_not_written(
     archive_once(registry.db, repo, key)
     monkeypatch.setattr(projection, "HELPER_MIN_ROWS", 0)  # a helper whatever the size
     given = spy_beside(monkeypatch)
-    for name, segments in (("newest", False), ("replayed", True)):
+    for name, segments, groups in (("newest", False, True), ("replayed", True, True),
+                                   ("newest-rows", False, False)):
+        if not groups:
+            monkeypatch.setattr(restore_module.page_groups, "settle_wal", lambda _p: False)
         db = new_db(tmp_path, name)
         try:
             restored = restore_snapshot(repo, start.snapshot, db, segments=segments,
@@ -325,10 +331,53 @@ def test_a_restore_proves_beside_a_helper_only_what_it_has_not_written(
             db.dispose()
         if segments:
             assert restored.position.seq == registry.journal_length()
-            assert len(given) == 1, "no helper beside the replayed rows"
-        else:
+            assert not given and restored.page_groups == 0, "every replayed row read here"
+        elif groups:
             assert restored.position.seq < registry.journal_length()
+            assert restored.page_groups > 0 and not given, "proved by page groups"
+        else:
+            assert restored.page_groups == 0
             assert len(given) == 1 and given[0] is not None and given[0].result()[0] is not None
+
+
+def test_a_snapshot_carries_the_seal_its_restore_proves_the_file_with(
+        sqlite_registry: Registry, tmp_path: Path) -> None:
+    """A quick check seals the live registry; the pages snapshot after it carries the seal,
+    and restoring it reads no group as rows. A seal signed by a key the registry does not
+    list is carried but not used: every group is read, and the file is still proved."""
+    registry = sqlite_registry
+    seed(registry, 60)
+    key = registry.signing_key
+    assert key is not None
+    assert registry.quick_check().ok
+    repo = new_repo(LocalTarget(tmp_path / "repo"))
+    snap = take_snapshot(registry.db, repo, key)
+    assert pages.SEALS_STREAM in snap.streams
+    db = new_db(tmp_path, "sealed")
+    try:
+        restored = restore_snapshot(repo, snap.name, db, segments=False,
+                                    public_keys=registry.public_keys())
+    finally:
+        db.dispose()
+    assert restored.digest == snap.position.state_digest
+    assert restored.page_groups > 0 and restored.page_groups_read == 0
+
+    with registry.db.read() as conn:
+        live = projection.sqlite_file(conn)
+    assert live is not None
+    honest = seals.load(live, registry.public_keys())
+    assert honest is not None
+    seals.save(live, honest, SigningKey.generate())
+    adjust(registry, person_keys(registry, 2), "thợ điện")
+    snap = take_snapshot(registry.db, repo, key)
+    db = new_db(tmp_path, "foreign")
+    try:
+        restored = restore_snapshot(repo, snap.name, db, segments=False,
+                                    public_keys=registry.public_keys())
+    finally:
+        db.dispose()
+    assert restored.digest == snap.position.state_digest
+    assert restored.page_groups_read == restored.page_groups > 0
 
 
 @pytest.mark.parametrize("helper", [False, True])

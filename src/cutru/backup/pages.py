@@ -58,6 +58,9 @@ from cutru.store.journal_store import Head
 
 #: The one stream of a pages snapshot.
 FILE_STREAM = "sqlite-file"
+#: The seal file beside the database when the snapshot ran (docs/design.md, "Sealed page
+#: groups"), where there was one: a restore proves the file by page groups with it.
+SEALS_STREAM = "page-seals"
 #: Chunking starts afresh at every multiple of this offset (64 MiB).
 REGION = 64 * 1024 * 1024
 #: How long a snapshot tries to find the WAL copied back before it reads rows instead.

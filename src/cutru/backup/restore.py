@@ -61,7 +61,7 @@ from cutru.journal.helper import Helper, HelperFailed, helper_process
 from cutru.journal.lthash import LtHash
 from cutru.journal.signing import SignedCheckpoint, verify_checkpoint
 from cutru.runtime import collector_paused
-from cutru.store import audit_store, journal_store, migrate
+from cutru.store import audit_store, journal_store, migrate, page_groups, seals
 from cutru.store.bulk import deferred_indexes, insert_many
 from cutru.store.engine import Database
 from cutru.store.projection import projection_state
@@ -97,10 +97,14 @@ class RestoreResult:
     segments: list[str] = field(default_factory=list)
     duration_ms: int = 0
     replay_ms: int = 0  # of which: loading and applying the archived entries
+    page_groups: int = 0  # proved by page groups (0: every row read)
+    page_groups_read: int = 0  # of which read as rows: their bytes matched no seal
 
     def to_dict(self) -> dict[str, Any]:
         return {"digest": self.digest, "duration_ms": self.duration_ms,
-                "entries": self.entries, "position": self.position.to_dict(),
+                "entries": self.entries, "page_groups": self.page_groups,
+                "page_groups_read": self.page_groups_read,
+                "position": self.position.to_dict(),
                 "rows": self.rows, "segments": len(self.segments), "snapshot": self.snapshot}
 
 
@@ -177,6 +181,7 @@ def _restore_pages(repo: Repository, snap: SnapshotInfo, target_db: Database, *,
             pages.write_file(read_blobs(repo, info, where), path, info.bytes, where,
                              lambda n: progress(n // page))
             migrate.upgrade(target_db)  # a snapshot of an older schema is brought up to date
+            grouped = None if replay else _grouped(repo, snap, path, public_keys)
             # the file is new and nothing else uses it: the transaction that replays the
             # archive writes its pages once, into the file, instead of through a WAL
             conn = stack.enter_context(target_db.begin_fill())
@@ -193,7 +198,7 @@ def _restore_pages(repo: Repository, snap: SnapshotInfo, target_db: Database, *,
             # nothing replayed: this transaction has written nothing, and the tables it
             # proves are the file's, which a helper's connection reads as well
             position, state, count = _prove(conn, snap, last, upto,
-                                            beside=last.seq == base.seq)
+                                            beside=last.seq == base.seq, grouped=grouped)
     except BaseException:
         target_db.dispose()
         pages.remove_database(path)
@@ -201,7 +206,23 @@ def _restore_pages(repo: Repository, snap: SnapshotInfo, target_db: Database, *,
             migrate.upgrade(target_db)
         raise
     return RestoreResult(snap.name, position, state.digest(), count, position.seq, used,
-                         int((time.monotonic() - started) * 1000), replay_ms)
+                         int((time.monotonic() - started) * 1000), replay_ms,
+                         grouped.groups if grouped else 0, grouped.read if grouped else 0)
+
+
+def _grouped(repo: Repository, snap: SnapshotInfo, path: Path,
+             public_keys: Mapping[str, bytes]) -> seals.Grouped | None:
+    """The restored file's tables summed by page groups (:func:`seals.grouped_state`),
+    with the seal the snapshot carries where its signature verifies (otherwise every group
+    is read); None where groups cannot be used (the caller then reads every row)."""
+    sealed = None
+    info = snap.streams.get(pages.SEALS_STREAM)
+    if info is not None:
+        sealed = seals.parse(b"".join(read_blobs(repo, info, f"snapshots/{snap.name}")),
+                             public_keys)
+    if not page_groups.settle_wal(str(path)):
+        return None
+    return seals.grouped_state(str(path), snap.position.seq, sealed)
 
 
 def _replay_loader(stack: ExitStack, repo: Repository, snap: SnapshotInfo,
@@ -235,11 +256,14 @@ def _replay(conn: Connection, snap: SnapshotInfo, last: _Last, upto: int | None,
 
 
 def _prove(conn: Connection, snap: SnapshotInfo, last: _Last, upto: int | None, *,
-           beside: bool = False) -> tuple[Position, LtHash, int]:
+           beside: bool = False, grouped: seals.Grouped | None = None
+           ) -> tuple[Position, LtHash, int]:
     """The position reached (it must be ``upto`` when given), proved: the state digest
     recomputed from the restored tables must be the one recorded there. The journal head is
     set to it. ``beside``: nothing is written in ``conn``'s transaction yet, so a helper
-    may read tables on its own connection (see :func:`projection_state`)."""
+    may read tables on its own connection (see :func:`projection_state`). ``grouped``: the
+    tables already summed by page groups, at the snapshot's position, with nothing
+    replayed."""
     base = snap.position
     position = Position(last.seq, last.hash, last.ts, last.digest) if last.seq > base.seq \
         else base
@@ -247,7 +271,8 @@ def _prove(conn: Connection, snap: SnapshotInfo, last: _Last, upto: int | None, 
         raise NotFound(f"the archive continues snapshot {snap.name} only to entry "
                        f"{position.seq}, not to {upto}", field="upto",
                        rule="backup.restore_position")
-    state, count = projection_state(conn, beside=beside)
+    state, count = (grouped.state, grouped.rows) if grouped is not None and \
+        position.seq == base.seq else projection_state(conn, beside=beside)
     if state.digest() != position.state_digest:
         raise ProjectionMismatch(
             f"the restored tables give state digest {state.digest()}, not the digest "

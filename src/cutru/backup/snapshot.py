@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -50,7 +51,7 @@ from cutru.journal.entry import ENTRY_PREFIX, GENESIS, Change, Entry, encode_bod
 from cutru.journal.helper import Helper, helper_process
 from cutru.journal.lthash import LtHash, Summer, key_elements
 from cutru.journal.signing import SignedCheckpoint, SigningKey
-from cutru.store import journal_store, migrate
+from cutru.store import journal_store, migrate, seals
 from cutru.store.engine import Database
 from cutru.store.projection import encoded_rows, reader
 from cutru.store.rows import Delta, delta
@@ -236,7 +237,8 @@ class SnapshotInfo:
         except (KeyError, TypeError):
             raise _damaged(where, "it is not a well-formed snapshot manifest") from None
         want = {pages.FILE_STREAM} if layout == LAYOUT_PAGES else set(STREAMS)
-        if fmt not in (SNAPSHOT_FORMAT, PAGES_FORMAT) or set(info.streams) != want or (
+        have = set(info.streams) - ({pages.SEALS_STREAM} if layout == LAYOUT_PAGES else set())
+        if fmt not in (SNAPSHOT_FORMAT, PAGES_FORMAT) or have != want or (
                 layout == LAYOUT_PAGES and info.database != "sqlite"):
             raise _damaged(where, "it is not a well-formed snapshot manifest")
         return info
@@ -1069,6 +1071,7 @@ def _take_pages(db: Database, repo: Repository, signer: SigningKey, pinned: page
         ids = pages.save_file(pinned.path, pinned.size,
                               lambda cuts: keep_cuts(repo, counter, cuts), readers,
                               lambda n: progress(n // page, pinned.pages))
+        kept = _save_seals(repo, counter, pinned.path, readers)
     stream = _stream_info(repo, counter, pages.FILE_STREAM, pinned.pages, pinned.size, ids)
     cps = pinned.checkpoints
     body: dict[str, Any] = {
@@ -1087,9 +1090,29 @@ def _take_pages(db: Database, repo: Repository, signer: SigningKey, pinned: page
         "registry": reg_id,
         "schema": schema,
         "started_at": started_at,
-        "streams": [stream.to_dict()],
+        "streams": [stream.to_dict(), *([kept.to_dict()] if kept else [])],
     }
     return _save(repo, signer, body, started)
+
+
+def _save_seals(repo: Repository, counter: _Counter, database: Path, readers: list[Helper]
+                ) -> StreamInfo | None:
+    """The seal file beside ``database`` (:func:`cutru.store.seals.seal_path`), as the
+    :data:`~cutru.backup.pages.SEALS_STREAM` stream; None where there is none. It is copied
+    first: a quick check may replace it meanwhile. Whatever it holds, a restore uses it only
+    where its signature verifies and only for pages with the bytes it names."""
+    try:
+        data = seals.seal_path(str(database)).read_bytes()
+    except OSError:
+        return None
+    if not data:
+        return None
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / "seals"
+        copy.write_bytes(data)
+        ids = pages.save_file(copy, len(data), lambda cuts: keep_cuts(repo, counter, cuts),
+                              readers, lambda _n: None)
+    return _stream_info(repo, counter, pages.SEALS_STREAM, 0, len(data), ids)
 
 
 def _row_count(conn: Connection, table: Table) -> int:
