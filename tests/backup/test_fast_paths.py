@@ -353,12 +353,7 @@ def test_a_snapshot_carries_the_seal_its_restore_proves_the_file_with(
     repo = new_repo(LocalTarget(tmp_path / "repo"))
     snap = take_snapshot(registry.db, repo, key)
     assert pages.SEALS_STREAM in snap.streams
-    db = new_db(tmp_path, "sealed")
-    try:
-        restored = restore_snapshot(repo, snap.name, db, segments=False,
-                                    public_keys=registry.public_keys())
-    finally:
-        db.dispose()
+    restored = _restored(registry, repo, snap.name, tmp_path / "sealed")
     assert restored.digest == snap.position.state_digest
     assert restored.page_groups > 0 and restored.page_groups_read == 0
 
@@ -370,14 +365,19 @@ def test_a_snapshot_carries_the_seal_its_restore_proves_the_file_with(
     seals.save(live, honest, SigningKey.generate())
     adjust(registry, person_keys(registry, 2), "thợ điện")
     snap = take_snapshot(registry.db, repo, key)
-    db = new_db(tmp_path, "foreign")
-    try:
-        restored = restore_snapshot(repo, snap.name, db, segments=False,
-                                    public_keys=registry.public_keys())
-    finally:
-        db.dispose()
+    restored = _restored(registry, repo, snap.name, tmp_path / "foreign")
     assert restored.digest == snap.position.state_digest
     assert restored.page_groups_read == restored.page_groups > 0
+
+
+def _restored(registry: Registry, repo: Repository, name: str, where: Path) -> Any:
+    """Snapshot ``name`` restored, without segments, into a new file under ``where``."""
+    db = new_db(where)
+    try:
+        return restore_snapshot(repo, name, db, segments=False,
+                                public_keys=registry.public_keys())
+    finally:
+        db.dispose()
 
 
 @pytest.mark.parametrize("helper", [False, True])
