@@ -92,15 +92,13 @@ def _body(seals: Seals, key_id: str) -> bytes:
 
 def save(database: str, seals: Seals, signer: SigningKey) -> None:
     """Write ``seals`` beside ``database``, signed by ``signer``: a new file renamed over the
-    old one, so that a reader sees either whole."""
+    old one, so that a reader sees either whole. Not synced: a seal only saves reading, so
+    one lost or torn by a crash (which then fails its signature) costs one slow check."""
     body = _body(seals, signer.key_id)
     signature = signer.sign_message(FORMAT.encode() + b"\n" + body)
     path = seal_path(database)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(body + b"\n" + signature.encode("ascii") + b"\n")
-        f.flush()
-        os.fsync(f.fileno())
+    tmp.write_bytes(body + b"\n" + signature.encode("ascii") + b"\n")
     os.replace(tmp, path)
 
 
