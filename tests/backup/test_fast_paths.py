@@ -34,7 +34,12 @@ from cutru.backup.service import verify_repository
 from cutru.backup.snapshot import take_snapshot
 from cutru.backup.targets import LocalTarget, MemoryTarget
 from cutru.config import Settings
-from cutru.errors import InputError, JournalChainBroken, ProjectionMismatch
+from cutru.errors import (
+    InputError,
+    JournalChainBroken,
+    ProjectionMismatch,
+    RepositoryDamaged,
+)
 from cutru.journal import canonical
 from cutru.journal.helper import Helper, HelperFailed
 from cutru.journal.lthash import LtHash, Summer, key_elements, row_element, sum_expansions
@@ -366,6 +371,30 @@ def test_a_snapshot_carries_the_seal_its_restore_proves_the_file_with(
     adjust(registry, person_keys(registry, 2), "thợ điện")
     snap = take_snapshot(registry.db, repo, key)
     restored = _restored(registry, repo, snap.name, tmp_path / "foreign")
+    assert restored.digest == snap.position.state_digest
+    assert restored.page_groups_read == restored.page_groups > 0
+
+
+def test_a_damaged_seal_stream_only_loses_the_shortcut(
+        sqlite_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seal is an accelerator: a restore whose snapshot's seal stream cannot be read
+    (its blobs damaged) reads every group and still proves the file."""
+    registry = sqlite_registry
+    seed(registry, 30)
+    key = registry.signing_key
+    assert key is not None
+    assert registry.quick_check().ok
+    repo = new_repo(LocalTarget(tmp_path / "repo"))
+    snap = take_snapshot(registry.db, repo, key)
+    real = restore_module.read_blobs
+
+    def damaged(repo_: Repository, info: Any, where: str) -> Any:
+        if info.name == pages.SEALS_STREAM:
+            raise RepositoryDamaged(f"{where}: a blob of its seals is damaged", object=where)
+        return real(repo_, info, where)
+
+    monkeypatch.setattr(restore_module, "read_blobs", damaged)
+    restored = _restored(registry, repo, snap.name, tmp_path / "damaged")
     assert restored.digest == snap.position.state_digest
     assert restored.page_groups_read == restored.page_groups > 0
 

@@ -221,3 +221,16 @@ def test_the_quick_check_reads_rows_where_it_cannot_sign(
     report = reg.quick_check()
     assert report.ok and report.groups_read == report.groups > 0
     assert not seals.seal_path(database(reg)).exists()
+
+
+def test_a_seal_that_cannot_be_written_costs_nothing_but_the_shortcut(
+        grouped: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A data directory this process may not write (or a full disk): the check passes, and
+    the next one reads every group again."""
+    def refuse(*_args: Any) -> None:
+        raise PermissionError("read-only data directory")
+
+    monkeypatch.setattr(seals, "save", refuse)
+    report = grouped.quick_check()
+    assert report.ok and report.groups_read == report.groups > 0
+    assert grouped.quick_check().groups_read == report.groups

@@ -11,7 +11,7 @@ pinpointed row by row against a replay, with the last journal position that wrot
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Mapping
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack, nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -586,5 +586,6 @@ def _check_grouped(conn: Connection, report: Report, head: int, expected: LtHash
         report.problems.extend(pinpoint(conn) or [Problem(
             "projection", "the live tables do not give the journal's state digest")])
     elif signer is not None and (sealed is None or grouped.read or unsealed):
-        seals.save(database, seals.Seals(head, expected.digest(), grouped.tables), signer)
+        with suppress(OSError):  # a directory this process may not write: no seal, no harm
+            seals.save(database, seals.Seals(head, expected.digest(), grouped.tables), signer)
     return True
