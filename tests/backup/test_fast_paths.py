@@ -351,13 +351,9 @@ def test_a_snapshot_carries_the_seal_its_restore_proves_the_file_with(
     and restoring it reads no group as rows. A seal signed by a key the registry does not
     list is carried but not used: every group is read, and the file is still proved."""
     registry = sqlite_registry
-    seed(registry, 60)
+    repo, snap = _sealed_snapshot(registry, tmp_path, 60)
     key = registry.signing_key
-    assert key is not None
-    assert registry.quick_check().ok
-    repo = new_repo(LocalTarget(tmp_path / "repo"))
-    snap = take_snapshot(registry.db, repo, key)
-    assert pages.SEALS_STREAM in snap.streams
+    assert key is not None and pages.SEALS_STREAM in snap.streams
     restored = _restored(registry, repo, snap.name, tmp_path / "sealed")
     assert restored.digest == snap.position.state_digest
     assert restored.page_groups > 0 and restored.page_groups_read == 0
@@ -380,12 +376,7 @@ def test_a_damaged_seal_stream_only_loses_the_shortcut(
     """The seal is an accelerator: a restore whose snapshot's seal stream cannot be read
     (its blobs damaged) reads every group and still proves the file."""
     registry = sqlite_registry
-    seed(registry, 30)
-    key = registry.signing_key
-    assert key is not None
-    assert registry.quick_check().ok
-    repo = new_repo(LocalTarget(tmp_path / "repo"))
-    snap = take_snapshot(registry.db, repo, key)
+    repo, snap = _sealed_snapshot(registry, tmp_path, 30)
     real = restore_module.read_blobs
 
     def damaged(repo_: Repository, info: Any, where: str) -> Any:
@@ -397,6 +388,16 @@ def test_a_damaged_seal_stream_only_loses_the_shortcut(
     restored = _restored(registry, repo, snap.name, tmp_path / "damaged")
     assert restored.digest == snap.position.state_digest
     assert restored.page_groups_read == restored.page_groups > 0
+
+
+def _sealed_snapshot(registry: Registry, tmp_path: Path, persons: int) -> tuple[Repository, Any]:
+    """``persons`` seeded, sealed by a quick check, then a snapshot into a new repository."""
+    seed(registry, persons)
+    key = registry.signing_key
+    assert key is not None
+    assert registry.quick_check().ok
+    repo = new_repo(LocalTarget(tmp_path / "repo"))
+    return repo, take_snapshot(registry.db, repo, key)
 
 
 def _restored(registry: Registry, repo: Repository, name: str, where: Path) -> Any:
