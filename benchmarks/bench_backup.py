@@ -478,10 +478,12 @@ def render(results: list[dict[str, Any]], mach: dict[str, Any], args: argparse.N
                     "order: the sum does not depend on order), canonically "
                     "encoded and expanded into LtHash16 (BLAKE3), as `rebuild` and a "
                     "restore that replays entries do; in one process, and sharing the "
-                    "expansions with its helper process. `cutru verify` and the quick check "
-                    "instead have their helper read and sum some tables itself "
-                    "(docs/benchmarks-restore.md, \"live digest alone\"). Load average "
-                    f"before: {r['load_digest']}.", "",
+                    "expansions with its helper process. `cutru verify` instead has its "
+                    "helper read and sum some tables itself (docs/benchmarks-restore.md, "
+                    "\"live digest alone\"); the quick check on SQLite, and a restore with "
+                    "nothing to replay, sum page groups, reading as rows only the groups a "
+                    "signed seal does not hold (docs/design.md, \"Sealed page groups\"). "
+                    f"Load average before: {r['load_digest']}.", "",
                     "| Measurement | Rows | Time (s) | Rows/s |", "|---|---:|---:|---:|"]
             for label, v in dg.items():
                 out.append(f"| {label} | {v['rows']:,} | {v['seconds']:.2f} | "
