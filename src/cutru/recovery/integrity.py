@@ -579,13 +579,12 @@ def _check_grouped(conn: Connection, report: Report, head: int, expected: LtHash
     grouped = seals.grouped_state(database, head, sealed)
     if grouped is None:
         return False
-    unsealed = sealed is None or any(n not in sealed.tables for n in grouped.tables)
     report.rows, report.digest = grouped.rows, grouped.state.digest()
     report.groups, report.groups_read = grouped.groups, grouped.read
     if grouped.state != expected:
         report.problems.extend(pinpoint(conn) or [Problem(
             "projection", "the live tables do not give the journal's state digest")])
-    elif signer is not None and (sealed is None or grouped.read or unsealed):
+    elif signer is not None and grouped.read:  # any table unsealed has all its groups read
         with suppress(OSError):  # a directory this process may not write: no seal, no harm
             seals.save(database, seals.Seals(head, expected.digest(), grouped.tables), signer)
     return True

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import blake3
 
 from cutru.journal.lthash import LtHash, sum_rows
+from cutru.store.stored_bytes import snapshot
 
 #: Rows per group a seal aims at: 1,000,000 persons make about 1,000 groups of that table.
 GROUP_ROWS = 1024
@@ -94,26 +95,25 @@ def group_snapshot(path: str, head_sql: str, head: int
     Only for a process with no other connection to the file (a helper process): closing
     any descriptor of a file releases every POSIX lock the process holds on it, SQLite's
     own included, so a process whose other connections hold locks must never open and
-    close the file itself. This connection is closed before the descriptor."""
-    raw = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    close the file itself. The connection (:func:`cutru.store.stored_bytes.snapshot`) is
+    closed before the descriptor."""
     fd = -1
     try:
-        try:
-            raw.execute("PRAGMA busy_timeout=30000")
-            mode = raw.execute("PRAGMA journal_mode").fetchone()
-            raw.execute("BEGIN")
-            row = raw.execute(head_sql).fetchone()
-        except sqlite3.Error:  # locked past the timeout; not a registry
-            row = mode = None
-        usable = row is not None and row[0] == head and mode is not None \
-            and str(mode[0]).lower() == "wal" and _log_empty(path)
-        if usable:
-            fd = os.open(path, os.O_RDONLY)
-        yield (raw, fd) if usable else None
-    finally:
-        raw.close()  # first: closing the descriptor would release this connection's locks
+        with snapshot(path, head_sql, head) as raw:
+            usable = raw is not None and _in_wal_mode(raw) and _log_empty(path)
+            if usable:
+                fd = os.open(path, os.O_RDONLY)
+            yield (raw, fd) if raw is not None and usable else None
+    finally:  # after the connection: closing the descriptor would release its locks
         if fd >= 0:
             os.close(fd)
+
+
+def _in_wal_mode(raw: sqlite3.Connection) -> bool:
+    try:
+        return str(raw.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal"
+    except sqlite3.Error:
+        return False
 
 
 def _log_empty(path: str) -> bool:

@@ -25,7 +25,6 @@ from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import orjson
 from cryptography.exceptions import InvalidSignature
@@ -190,9 +189,3 @@ def grouped_state(database: str, head: int, sealed: Seals | None) -> Grouped | N
             return None
         found.update(zip(part, result, strict=True))
     return combine(names, [found[n] for n in names])
-
-
-def describe(seals: Seals) -> dict[str, Any]:
-    """A short account of ``seals`` (for logs and tests)."""
-    return {"seq": seals.seq, "digest": seals.digest,
-            "groups": {name: len(t.groups) for name, t in seals.tables.items()}}
