@@ -25,14 +25,14 @@ from typing import Any, cast
 import pytest
 from sqlalchemy import insert, select, text
 
-from cutru.backup import KeyFile, Repository, generate_key_file, pages, snapshot
+from cutru.backup import KeyFile, Repository, generate_key_file, naming, pages, snapshot
 from cutru.backup import restore as restore_module
 from cutru.backup.archive import archive_once
 from cutru.backup.lock import remove_stale_locks
 from cutru.backup.restore import restore_snapshot
 from cutru.backup.service import verify_repository
 from cutru.backup.snapshot import take_snapshot
-from cutru.backup.targets import LocalTarget, MemoryTarget
+from cutru.backup.targets import Handle, Kind, LocalTarget, MemoryTarget
 from cutru.config import Settings
 from cutru.errors import (
     InputError,
@@ -390,13 +390,87 @@ def test_a_damaged_seal_stream_only_loses_the_shortcut(
     assert restored.page_groups_read == restored.page_groups > 0
 
 
-def _sealed_snapshot(registry: Registry, tmp_path: Path, persons: int) -> tuple[Repository, Any]:
-    """``persons`` seeded, sealed by a quick check, then a snapshot into a new repository."""
+def _force_writers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writer processes for a file of any size, a few blobs a run (many runs)."""
+    monkeypatch.setattr(pages, "HELPER_MIN_BYTES", 0)
+    monkeypatch.setattr(pages, "WRITE_RUN", 3 * TEST_CHUNKS.avg_size)
+
+
+@pytest.mark.parametrize("kind", ["local", "memory"])
+def test_writer_processes_write_the_file_byte_for_byte(
+        sqlite_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        kind: str) -> None:
+    """Writer processes write exactly the bytes this process writes from the loaded blobs:
+    from a repository in a directory (each writer reads its runs from the pack files) and
+    from one that is not (this process sends them). A restore with writers proves the file
+    by page groups in those same processes, the seal's groups taken as sealed."""
+    registry = sqlite_registry
+    repo, snap = _sealed_snapshot(registry, tmp_path, 40,
+                                  None if kind == "local" else MemoryTarget())
+    info = snap.stream(pages.FILE_STREAM)
+    _force_writers(monkeypatch)
+    where = f"snapshots/{snap.name}"
+    plain, helped = tmp_path / "plain.db", tmp_path / "helped.db"
+    pages.write_file(snapshot.read_blobs(repo, info, where), plain, info.bytes, where,
+                     lambda _n: None)
+    written: list[int] = []
+    with pages.file_writers(repo, info.bytes) as writers:
+        assert len(writers) == 2
+        pages.write_file_by(writers, repo, snapshot.blob_ids(repo, info, where), helped,
+                            info.bytes, info.blobs, where, written.append)
+    assert helped.read_bytes() == plain.read_bytes()
+    assert sum(written) == info.bytes and len(written) > 2
+    assert not list(tmp_path.glob(".*restoring*"))
+
+    restored = _restored(registry, repo, snap.name, tmp_path / "restored")
+    assert restored.digest == snap.position.state_digest
+    assert restored.page_groups > 0 and restored.page_groups_read == 0
+
+
+@pytest.mark.parametrize("damage", ["flipped", "missing"])
+def test_a_damaged_pack_fails_a_writer_and_leaves_nothing(
+        sqlite_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        damage: str) -> None:
+    """A blob that fails its check in a writer process (one bit flipped in its pack), or a
+    pack file that is gone, fails the restore with RepositoryDamaged naming it; no
+    temporary file is left and the target holds no registry."""
+    repo, snap = _sealed_snapshot(sqlite_registry, tmp_path, 30)
+    ids = list(snapshot.blob_ids(repo, snap.stream(pages.FILE_STREAM), "x"))
+    found = repo.index.lookup(ids[len(ids) // 2])
+    assert found is not None
+    pack_id, entry = found
+    pack = Path(cast(str, repo.target.local_file(
+        Handle(Kind.DATA, naming.format_id(pack_id)))))
+    if damage == "missing":
+        pack.unlink()
+    else:
+        data = bytearray(pack.read_bytes())
+        data[entry.offset + entry.length // 2] ^= 0x01
+        pack.write_bytes(bytes(data))
+    _force_writers(monkeypatch)
+    target = tmp_path / "restored"
+    with pytest.raises(RepositoryDamaged) as caught:
+        _restored(sqlite_registry, repo, snap.name, target)
+    assert ("fails authentication" if damage == "flipped" else "missing or too short") \
+        in str(caught.value)
+    assert not list(target.glob(".*restoring*"))
+    db = new_db(target)
+    try:
+        with db.read() as conn:
+            assert conn.execute(text("SELECT count(*) FROM persons")).scalar_one() == 0
+    finally:
+        db.dispose()
+
+
+def _sealed_snapshot(registry: Registry, tmp_path: Path, persons: int,
+                     target: MemoryTarget | None = None) -> tuple[Repository, Any]:
+    """``persons`` seeded, sealed by a quick check, then a snapshot into a new repository
+    (in ``target``, else in a directory)."""
     seed(registry, persons)
     key = registry.signing_key
     assert key is not None
     assert registry.quick_check().ok
-    repo = new_repo(LocalTarget(tmp_path / "repo"))
+    repo = new_repo(target or LocalTarget(tmp_path / "repo"))
     return repo, take_snapshot(registry.db, repo, key)
 
 

@@ -67,6 +67,9 @@ class Interrupting:
     def close(self) -> None:
         self.inner.close()
 
+    def local_file(self, handle: Handle) -> str | None:
+        return self.inner.local_file(handle)
+
 
 def clone(target: MemoryTarget) -> MemoryTarget:
     copy = MemoryTarget()

@@ -1,4 +1,5 @@
-"""Cutting a stream into data blobs and sealing the new ones, here or in a helper process.
+"""Cutting a stream into data blobs and sealing the new ones, here or in a helper process;
+and, restoring a database file, opening blobs and writing them into place.
 
 Chunking (Cython), content ids (HMAC-SHA-256), compression (zstd) and encryption (AES-GCM)
 are most of what saving a snapshot's streams costs. :class:`BlobSealer` does all four for one
@@ -11,11 +12,12 @@ one here. Either way the blobs are exactly those :meth:`Repository.save_blob` wo
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from cutru.backup.chunker import Chunker, ChunkerParams, Cutter
 from cutru.backup.crypto import RepoKeys
-from cutru.backup.pack import BlobType, blob_ad
+from cutru.backup.pack import BlobType, PackEntry, blob_ad, open_blob
 from cutru.errors import RepositoryDamaged
 
 #: (blob id, plaintext length, sealed blob or None when it needs no storing)
@@ -115,3 +117,61 @@ def helper_seal_region(path: str, offset: int, length: int) -> list[Cut]:
     helper opens the file itself: this module imports nothing of the database layer, so a
     helper starts quickly."""
     return seal_region(_SEALER[0], path, offset, length)
+
+
+# --- restoring a database file (cutru.backup.pages), in a helper process ----------------------
+
+_OPENER: list[RepoKeys] = []
+
+
+def helper_open_init(master: bytes) -> None:
+    """Set up this process to open the repository's blobs (:func:`helper_write_run`)."""
+    _OPENER[:] = [RepoKeys.from_master(master)]
+
+
+def write_run(keys: RepoKeys, path: str, at: int, run: list[PackEntry], sealed: bytes,
+              where: str) -> int:
+    """Open each blob of ``run`` (blobs that lie one after the other in a pack; ``sealed``
+    is their bytes, from ``run[0].offset`` on), checked against its seal, length and id,
+    and write the plaintexts one after the other into the file ``path`` from byte ``at``
+    on. The number of bytes written."""
+    view = memoryview(sealed)
+    start = run[0].offset
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        pos = at
+        for entry in run:
+            piece = bytes(view[entry.offset - start:entry.offset - start + entry.length])
+            plain = memoryview(open_blob(keys, entry, piece, where))
+            while plain:
+                written = os.pwrite(fd, plain, pos)
+                pos += written
+                plain = plain[written:]
+    finally:
+        os.close(fd)
+    return pos - at
+
+
+def read_run(pack: str, run: list[PackEntry], where: str) -> bytes:
+    """The sealed bytes of ``run`` from the pack file ``pack`` (a local repository's), read
+    here: :meth:`cutru.backup.repository.Repository.load_run` without sending them from
+    the caller to this process."""
+    start, end = run[0].offset, run[-1].offset + run[-1].length
+    try:
+        with open(pack, "rb") as f:
+            data = os.pread(f.fileno(), end - start, start)
+    except FileNotFoundError:
+        data = b""
+    if len(data) != end - start:
+        raise RepositoryDamaged(f"{where}: a blob is indexed in {pack}, which is missing or "
+                                "too short", object=pack)
+    return data
+
+
+def helper_write_run(path: str, at: int, run: list[PackEntry], sealed: bytes | str,
+                     where: str) -> int:
+    """:func:`write_run` with this process's keys (set up by :func:`helper_open_init`);
+    ``sealed`` is the run's bytes, or the name of the local pack file to read them from
+    (:func:`read_run`)."""
+    data = read_run(sealed, run, where) if isinstance(sealed, str) else sealed
+    return write_run(_OPENER[0], path, at, run, data, where)

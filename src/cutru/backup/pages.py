@@ -38,7 +38,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,9 +46,11 @@ from pathlib import Path
 from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 
-from cutru.backup import blobs
+from cutru.backup import blobs, naming
 from cutru.backup.blobs import Cut
+from cutru.backup.pack import PackEntry
 from cutru.backup.repository import Repository
+from cutru.backup.targets import Handle, Kind
 from cutru.errors import JournalChainBroken, ProjectionMismatch, RepositoryDamaged
 from cutru.journal.helper import Helper, helper_cpus
 from cutru.journal.signing import SignedCheckpoint
@@ -237,23 +239,125 @@ def remove_database(path: Path) -> None:
             p.unlink()
 
 
+#: Sealed bytes of one run of blobs that a writer opens and writes at once (read from the
+#: pack with one read); how many runs may be loaded or written ahead of the one finished.
+WRITE_RUN = 4 * 1024 * 1024
+WRITE_AHEAD = 4
+
+
+@contextmanager
+def file_writers(repo: Repository, size: int) -> Iterator[list[Helper]]:
+    """Helper processes that open this repository's blobs and write a database file being
+    restored: two for a file of :data:`HELPER_MIN_BYTES` or more on a machine with two CPUs,
+    else none (the file is then written here, from :func:`read_blobs`-style loads).
+
+    Decrypting, decompressing and checking each blob's id, then writing it, run with
+    Python's lock released but take it between calls; threads of one process that share
+    the work wait on it about as long as they work (restoring 4.4 GB at 1,000,000 persons,
+    ``write_file`` took 9.7-12.6 s with two loading threads). Processes do not share it."""
+    with ExitStack() as stack:
+        writers: list[Helper] = []
+        if size >= HELPER_MIN_BYTES and helper_cpus() >= 2:
+            for _ in range(2):
+                writer = Helper()
+                stack.callback(writer.close)
+                writers.append(writer)
+            for writer in writers:
+                writer.submit(blobs.helper_open_init, repo.master_key).result()
+        yield writers
+
+
+def write_file_by(writers: list[Helper], repo: Repository, blob_ids: Iterator[bytes],
+                  path: Path, size: int, count: int, where: str,
+                  progress: Callable[[int], None]) -> None:
+    """Write the file from its blobs, ``blob_ids`` in order, by ``writers``
+    (:func:`file_writers`), a run of blobs that lie one after the other in a pack at a time:
+    a writer opens, checks and writes each run at its place. A writer reads the run from
+    the pack file itself where the repository is a directory on this machine (sending
+    the bytes through a pipe cost 2 s of 9.6 for 4.4 GB); otherwise this process loads
+    it (in threads: a remote repository answers slowly) and sends it. Through a temporary
+    name, synced, then renamed into place, as :func:`write_file`; the number of blobs and
+    bytes must be ``count`` and ``size``."""
+    with _written(path) as tmp:
+        loads: deque[tuple[int, list[PackEntry], Future[bytes] | str]] = deque()
+        writes: deque[tuple[int, Future[int]]] = deque()
+        at = blobs_seen = turn = 0
+
+        def write_next() -> None:
+            nonlocal turn
+            start, run, load = loads.popleft()
+            length = sum(e.plain_length for e in run)
+            writes.append((length, writers[turn % len(writers)].submit(
+                blobs.helper_write_run, str(tmp), start, run,
+                load if isinstance(load, str) else load.result(), where)))
+            turn += 1
+
+        def finish_next() -> None:
+            length, write = writes.popleft()
+            if write.result() != length:
+                raise RepositoryDamaged(f"{where}: a run of its blobs did not write the "
+                                        f"{length} bytes its index records", object=where)
+            progress(length)
+
+        with ThreadPoolExecutor(2, thread_name_prefix="cutru-runs") as pool:
+            try:
+                for pack_id, run in repo.runs(blob_ids, WRITE_RUN):
+                    blobs_seen += len(run)
+                    local = repo.target.local_file(Handle(Kind.DATA, naming.format_id(pack_id)))
+                    loads.append((at, run, local if local is not None
+                                  else pool.submit(repo.load_run, pack_id, run)))
+                    at += sum(e.plain_length for e in run)
+                    if at > size or blobs_seen > count:
+                        break
+                    if len(loads) > WRITE_AHEAD:
+                        write_next()
+                    if len(writes) > WRITE_AHEAD:
+                        finish_next()
+                while loads:
+                    write_next()
+                while writes:
+                    finish_next()
+            except BaseException:
+                for _start, _run, load in loads:
+                    if not isinstance(load, str):
+                        load.cancel()
+                raise
+        if (at, blobs_seen) != (size, count):
+            raise RepositoryDamaged(f"{where}: its file stream does not hold the {count} "
+                                    f"blobs and {size} bytes its manifest records",
+                                    object=where)
+
+
 def write_file(blobs_: Iterator[bytes], path: Path, size: int, where: str,
                progress: Callable[[int], None]) -> None:
     """Write the file from its blobs (each checked as it was loaded) through a temporary
     name, synced, then renamed into place; its length is checked against ``size``."""
-    tmp = path.with_name(f".{path.name}.restoring-{secrets.token_hex(4)}")
-    try:
+    with _written(path) as tmp:
         written = 0
-        with open(tmp, "xb") as f:
+        with open(tmp, "r+b") as f:
             for data in blobs_:
                 f.write(data)
                 written += len(data)
                 progress(len(data))
-            f.flush()
-            os.fsync(f.fileno())
         if written != size:
             raise RepositoryDamaged(f"{where}: its file has {written} bytes, not the {size} "
                                     "its manifest records", object=where)
+
+
+@contextmanager
+def _written(path: Path) -> Iterator[Path]:
+    """A new, empty temporary file beside ``path`` for the block to write; then synced and
+    renamed into place, and the directory synced. Removed if the block fails."""
+    tmp = path.with_name(f".{path.name}.restoring-{secrets.token_hex(4)}")
+    try:
+        with open(tmp, "xb"):
+            pass
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     finally:
         with suppress(FileNotFoundError):
@@ -263,4 +367,3 @@ def write_file(blobs_: Iterator[bytes], path: Path, size: int, where: str,
         os.fsync(fd)
     finally:
         os.close(fd)
-

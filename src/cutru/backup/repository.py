@@ -217,17 +217,48 @@ class Repository:
         flush()
         return out
 
-    def _open_run(self, pack_id: bytes, run: list[PackEntry]) -> list[bytes]:
-        """The plaintexts of blobs that lie one after the other in pack ``pack_id``, read
-        with one read and each checked against its seal, length and id."""
+    def runs(self, blob_ids: Iterator[bytes], limit: int
+             ) -> Iterator[tuple[bytes, list[PackEntry]]]:
+        """The indexed blobs ``blob_ids``, in order, as runs: blobs that lie one after the
+        other in one pack, up to ``limit`` sealed bytes a run, each ``(pack id, entries)``
+        for :meth:`load_run`. A blob no index lists is :class:`ObjectNotFound`."""
+        run: list[PackEntry] = []
+        run_pack = b""
+        size = 0
+        for blob_id in blob_ids:
+            found = self.index.lookup(blob_id)
+            if found is None:
+                raise ObjectNotFound(f"no index lists blob {blob_id.hex()}", blob=blob_id.hex())
+            pack_id, entry = found
+            if run and (pack_id != run_pack or size + entry.length > limit
+                        or entry.offset != run[-1].offset + run[-1].length):
+                yield run_pack, run
+                run, size = [], 0
+            run_pack = pack_id
+            run.append(entry)
+            size += entry.length
+        if run:
+            yield run_pack, run
+
+    def load_run(self, pack_id: bytes, run: list[PackEntry]) -> bytes:
+        """The sealed bytes of a run of blobs that lie one after the other in pack
+        ``pack_id``, read with one read and not yet checked: :func:`open_blob` opens each
+        (``run[0].offset`` is where they begin)."""
         handle = Handle(Kind.DATA, naming.format_id(pack_id))
         start, end = run[0].offset, run[-1].offset + run[-1].length
         try:
-            data = self.target.load(handle, start, end - start)
+            return self.target.load(handle, start, end - start)
         except (ObjectNotFound, InputError):
             raise RepositoryDamaged(
                 f"{blob_name(run[0].type, run[0].id)} is indexed in {handle}, which is "
                 "missing or too short", object=handle.path) from None
+
+    def _open_run(self, pack_id: bytes, run: list[PackEntry]) -> list[bytes]:
+        """The plaintexts of blobs that lie one after the other in pack ``pack_id``, read
+        with one read and each checked against its seal, length and id."""
+        handle = Handle(Kind.DATA, naming.format_id(pack_id))
+        start = run[0].offset
+        data = self.load_run(pack_id, run)
         if len(run) == 1:
             return [open_blob(self.keys, run[0], data, handle.path)]
         view = memoryview(data)

@@ -41,6 +41,7 @@ from cutru.backup.snapshot import (
     ReplayEntry,
     SnapshotInfo,
     StoredEntry,
+    blob_ids,
     load_snapshot,
     parse_replay_line,
     read_blobs,
@@ -178,10 +179,16 @@ def _restore_pages(repo: Repository, snap: SnapshotInfo, target_db: Database, *,
             stack.enter_context(collector_paused())
             # the first segment is decoded in a helper while the file is written here
             load = _replay_loader(stack, repo, snap, public_keys, replay, upto, generation)
-            pages.write_file(read_blobs(repo, info, where), path, info.bytes, where,
-                             lambda n: progress(n // page))
+            writers = stack.enter_context(pages.file_writers(repo, info.bytes))
+            if writers:
+                pages.write_file_by(writers, repo, blob_ids(repo, info, where), path,
+                                    info.bytes, info.blobs, where,
+                                    lambda n: progress(n // page))
+            else:
+                pages.write_file(read_blobs(repo, info, where), path, info.bytes, where,
+                                 lambda n: progress(n // page))
             migrate.upgrade(target_db)  # a snapshot of an older schema is brought up to date
-            grouped = None if replay else _grouped(repo, snap, path, public_keys)
+            grouped = None if replay else _grouped(repo, snap, path, public_keys, writers)
             # the file is new and nothing else uses it: the transaction that replays the
             # archive writes its pages once, into the file, instead of through a WAL
             conn = stack.enter_context(target_db.begin_fill())
@@ -211,10 +218,12 @@ def _restore_pages(repo: Repository, snap: SnapshotInfo, target_db: Database, *,
 
 
 def _grouped(repo: Repository, snap: SnapshotInfo, path: Path,
-             public_keys: Mapping[str, bytes]) -> seals.Grouped | None:
-    """The restored file's tables summed by page groups (:func:`seals.grouped_state`),
-    with the seal the snapshot carries where its signature verifies (otherwise every group
-    is read); None where groups cannot be used (the caller then reads every row)."""
+             public_keys: Mapping[str, bytes], helpers: list[Helper]
+             ) -> seals.Grouped | None:
+    """The restored file's tables summed by page groups (:func:`seals.grouped_state`, in
+    ``helpers`` where there are two: the writers, already started), with the seal the
+    snapshot carries where its signature verifies (otherwise every group is read); None
+    where groups cannot be used (the caller then reads every row)."""
     sealed = None
     info = snap.streams.get(pages.SEALS_STREAM)
     if info is not None:
@@ -225,7 +234,8 @@ def _grouped(repo: Repository, snap: SnapshotInfo, path: Path,
         sealed = seals.parse(data, public_keys)
     if not page_groups.settle_wal(str(path)):
         return None
-    return seals.grouped_state(str(path), snap.position.seq, sealed)
+    return seals.grouped_state(str(path), snap.position.seq, sealed,
+                               helpers if len(helpers) == 2 else None)
 
 
 def _replay_loader(stack: ExitStack, repo: Repository, snap: SnapshotInfo,

@@ -818,7 +818,8 @@ def save_stream(repo: Repository, name: str, lines: Iterable[bytes], counter: _C
                         pipe.close()[name])
 
 
-def _blob_ids(repo: Repository, info: StreamInfo, where: str) -> Iterator[bytes]:
+def blob_ids(repo: Repository, info: StreamInfo, where: str) -> Iterator[bytes]:
+    """The ids of a stream's data blobs, in order, from its tree blobs (each checked)."""
     for tree_hex in info.trees:
         tree = repo.load_blob(naming.parse_id(tree_hex))
         if not tree.startswith(TREE_MAGIC) or (len(tree) - len(TREE_MAGIC)) % 32:
@@ -845,7 +846,7 @@ def read_blobs(repo: Repository, info: StreamInfo, where: str) -> Iterator[bytes
     blobs ahead of the caller), and
     their number and bytes checked against what the manifest records."""
     size = count = 0
-    for data in _loaded_ahead(repo, _blob_ids(repo, info, where)):
+    for data in _loaded_ahead(repo, blob_ids(repo, info, where)):
         count += 1
         size += len(data)
         if size > info.bytes:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +30,7 @@ import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from cutru.journal.helper import HelperFailed, own_helper
+from cutru.journal.helper import Helper, HelperFailed, own_helper
 from cutru.journal.lthash import LtHash, table_prefix
 from cutru.journal.signing import SigningKey, key_id_of
 from cutru.store import page_groups
@@ -159,22 +159,24 @@ def combine(tables: list[str], scanned: list[tuple[str, int, list[Group]]]) -> G
     return Grouped(state, rows, groups, read, sealed)
 
 
-def grouped_state(database: str, head: int, sealed: Seals | None) -> Grouped | None:
+def grouped_state(database: str, head: int, sealed: Seals | None,
+                  helpers: Sequence[Helper] | None = None) -> Grouped | None:
     """Every projection table of the SQLite file ``database`` summed by page groups, at the
     journal head ``head`` (the snapshot that reads them must hold it), with the groups of
     ``sealed`` taken as sealed where their bytes are; None where groups could not be used.
 
     The pages are read in two helper processes, each scanning about half of the rows (a
     process whose SQLite connections hold locks on the file must not open it itself: see
-    :func:`cutru.store.page_groups.group_snapshot`)."""
+    :func:`cutru.store.page_groups.group_snapshot`): ``helpers``, two already started, or
+    two of their own."""
     names = [str(t.name) for t in PROJECTION]
     parts = [[n for n in names if n in SUMMED_BESIDE],
              [n for n in names if n not in SUMMED_BESIDE]]
     with ExitStack() as stack:
         try:
             futures = []
-            for part in parts:
-                helper = stack.enter_context(own_helper())
+            for i, part in enumerate(parts):
+                helper = helpers[i] if helpers else stack.enter_context(own_helper())
                 if helper is None:
                     return None
                 futures.append(helper.submit(page_groups.scan_groups, database,

@@ -111,6 +111,12 @@ class Target(Protocol):
         """Release connections or handles; the target is not used afterwards."""
         ...
 
+    def local_file(self, handle: Handle) -> str | None:
+        """The name of the file on this machine that holds the object, for another process
+        of this program to read a range of it directly (a restore's writers); None where
+        objects are not files here."""
+        ...
+
 
 def check_range(handle: Handle, size: int, offset: int, length: int | None) -> int:
     """Validate a read of ``length`` bytes at ``offset`` in an object of ``size`` bytes;

@@ -98,6 +98,9 @@ class LocalTarget:
     def close(self) -> None:
         pass
 
+    def local_file(self, handle: Handle) -> str | None:
+        return str(self._path(handle))
+
     def _list_config(self) -> tuple[ObjectInfo, ...]:
         try:
             return (self.stat(Handle(Kind.CONFIG)),)

@@ -48,6 +48,9 @@ class MemoryTarget:
     def close(self) -> None:
         pass
 
+    def local_file(self, handle: Handle) -> str | None:
+        return None
+
     # --- for tests: storage that goes wrong under the repository ---------------------------
 
     def corrupt(self, handle: Handle, position: int, xor: int = 0x01) -> None:

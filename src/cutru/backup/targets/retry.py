@@ -83,6 +83,9 @@ class RetryingTarget:
     def close(self) -> None:
         self.inner.close()
 
+    def local_file(self, handle: Handle) -> str | None:
+        return self.inner.local_file(handle)
+
     def delay(self, attempt: int) -> float:
         """The pause after failed attempt ``attempt`` (0-based)."""
         return self._uniform() * min(self.max_delay, self.base_delay * 2.0**attempt)

@@ -142,6 +142,9 @@ class S3Target:
     def close(self) -> None:
         self._client.close()
 
+    def local_file(self, handle: Handle) -> str | None:
+        return None
+
     def _key(self, handle: Handle) -> str:
         return self.prefix + handle.path
 
