@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from datetime import date
 from pathlib import Path
@@ -170,16 +171,23 @@ def test_pages_in_the_write_ahead_log_make_the_check_read_rows(
     assert [p.table for p in report.problems if p.kind == "projection"] == ["persons"]
 
 
-def test_a_group_s_hash_covers_the_overflow_pages_of_its_rows(tmp_path: Path) -> None:
-    """A value longer than a page continues on overflow pages; SQLite overwrites a value of
-    the same length in place, leaving the leaf page as it was: the group still changes.
-    (Run here, in a process with no other connection to this file.)"""
-    path = str(tmp_path / "t.db")
+def _headed_file(path: str) -> sqlite3.Connection:
+    """A new SQLite file in WAL mode with a journal head at entry 9 and an empty table
+    ``t (key, v)``; the connection that made it, in autocommit."""
     setup = sqlite3.connect(path, isolation_level=None)
     setup.execute("PRAGMA journal_mode=WAL")
     setup.execute("CREATE TABLE journal_head (id INTEGER PRIMARY KEY, seq INTEGER)")
     setup.execute("INSERT INTO journal_head VALUES (1, 9)")
     setup.execute("CREATE TABLE t (key TEXT, v TEXT)")
+    return setup
+
+
+def test_a_group_s_hash_covers_the_overflow_pages_of_its_rows(tmp_path: Path) -> None:
+    """A value longer than a page continues on overflow pages; SQLite overwrites a value of
+    the same length in place, leaving the leaf page as it was: the group still changes.
+    (Run here, in a process with no other connection to this file.)"""
+    path = str(tmp_path / "t.db")
+    setup = _headed_file(path)
     for i in range(40):
         setup.execute("INSERT INTO t VALUES (?, ?)", (f"k{i}", "x" * (9000 if i % 5 == 0 else 50)))
     setup.close()
@@ -211,6 +219,67 @@ def test_a_group_s_hash_covers_the_overflow_pages_of_its_rows(tmp_path: Path) ->
     assert len(changed) == 1 and changed[0].state != sealed[changed[0].bucket][2]
     # another head in the snapshot: refused
     assert page_groups.scan_groups(path, HEAD_SEQ_SQL, 8, [spec]) is None
+
+
+@pytest.mark.parametrize("page_size", [512, 4096, 65536])
+def test_the_walk_lists_the_pages_dbstat_lists(tmp_path: Path, page_size: int) -> None:
+    """The leaf and overflow pages of each table, walked from its root, are the ones, in
+    the order, that SQLite's dbstat lists: payloads of every size around the most a page
+    keeps (one, several and many overflow pages), b-trees of one to three levels."""
+    path = str(tmp_path / "w.db")
+    setup = sqlite3.connect(path, isolation_level=None)
+    setup.execute(f"PRAGMA page_size={page_size}")
+    setup.execute("CREATE TABLE empty (v BLOB)")
+    setup.execute("CREATE TABLE one (v BLOB)")
+    setup.execute("INSERT INTO one VALUES (x'00')")
+    setup.execute("CREATE TABLE t (v BLOB)")
+    # a payload (the value and a record header of 3 or 4 bytes) of more than the page's
+    # size less 35 spills
+    sizes = [*range(1, 200, 13), *range(page_size - 45, page_size - 30),
+             *range(page_size, page_size + 400, 37), 3 * page_size, 20 * page_size + 17,
+             *([60] * (40 * page_size // 60))]
+    setup.execute("BEGIN")
+    setup.executemany("INSERT INTO t VALUES (?)", [(bytes(n),) for n in sizes])
+    setup.execute("DELETE FROM t WHERE rowid % 7 = 3")  # freeblocks, rowid gaps
+    setup.execute("COMMIT")
+    setup.close()
+    reading = sqlite3.connect(path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for table in ("empty", "one", "t"):
+            listed = [(n, kind == "leaf") for n, kind in reading.execute(
+                "SELECT pageno, pagetype FROM dbstat WHERE name = ?", (table,))
+                if kind != "internal"]
+            walked = [(n, leaf) for n, leaf, _page in page_groups.table_pages(
+                reading, fd, table)]
+            assert walked == listed
+        assert any(not leaf for _n, leaf in walked)
+        interior = reading.execute("SELECT count(*) FROM dbstat WHERE name = 't' AND "
+                                   "pagetype = 'internal'").fetchone()[0]
+        assert interior > (1 if page_size == 512 else 0)  # three levels at 512 bytes
+    finally:
+        reading.close()
+        os.close(fd)
+
+
+def test_a_b_tree_pointing_outside_the_file_is_not_grouped(tmp_path: Path) -> None:
+    """A child pointer past the end of the file (a damaged or crafted interior page): the
+    pages cannot be grouped, and the caller reads the rows the usual way."""
+    path = str(tmp_path / "bad.db")
+    setup = _headed_file(path)
+    setup.executemany("INSERT INTO t VALUES (?, ?)", [(f"k{i}", "v" * 200) for i in range(500)])
+    root = setup.execute("SELECT rootpage FROM sqlite_master WHERE name = 't'").fetchone()[0]
+    size = setup.execute("PRAGMA page_size").fetchone()[0]
+    setup.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    setup.close()
+    with open(path, "r+b") as f:
+        f.seek((root - 1) * size)
+        assert f.read(1) == b"\x05"  # an interior page
+        f.seek((root - 1) * size + 8)
+        f.write((2**31).to_bytes(4, "big"))  # its rightmost child
+    spec: Any = ("t", "SELECT rowid, key, CAST(json_object('v', v) AS BLOB) FROM t", b"t",
+                 None)
+    assert page_groups.scan_groups(path, HEAD_SEQ_SQL, 9, [spec]) is None
 
 
 def test_the_quick_check_reads_rows_where_it_cannot_sign(
