@@ -169,9 +169,9 @@ def table_pages(raw: sqlite3.Connection, fd: int, table: str
     the file ``fd``: the leaf and overflow pages, in the order, that SQLite's ``dbstat``
     lists them.
 
-    ``dbstat`` itself decodes every cell of every page it lists, which cost 3.4 s of CPU
-    for the 245,000 leaf pages of 1,000,000 persons, about three times what reading and
-    hashing them costs. Here only the interior pages are decoded: every leaf lies at the
+    ``dbstat`` itself decodes every cell of every page it lists (grouping persons,
+    households, stays and absences of 1,000,000 persons took 1.07 s with it, 0.90 s so).
+    Here only the interior pages are decoded: every leaf lies at the
     depth of the leftmost one, so the leaves are known from their parents, read in runs of
     pages that follow each other in the file, and of a leaf's cells only the first bytes of
     the payload size are looked at, to find the few that spill onto overflow pages.
