@@ -140,7 +140,7 @@ def write_run(keys: RepoKeys, path: str, at: int, run: list[PackEntry], sealed: 
     fd = os.open(path, os.O_WRONLY)
     try:
         pos = at
-        for entry in run:
+        for entry in run:  # each written at once: its memory is reused for the next
             piece = bytes(view[entry.offset - start:entry.offset - start + entry.length])
             plain = memoryview(open_blob(keys, entry, piece, where))
             while plain:

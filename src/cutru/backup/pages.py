@@ -42,6 +42,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
@@ -239,6 +240,11 @@ def remove_database(path: Path) -> None:
             p.unlink()
 
 
+T = TypeVar("T")
+#: What a restore checks in the file it has written, before it is renamed into place (see
+#: :func:`write_file`).
+Check = Callable[[Path], T] | None
+
 #: Sealed bytes of one run of blobs that a writer opens and writes at once (read from the
 #: pack with one read); how many runs may be loaded or written ahead of the one finished.
 WRITE_RUN = 4 * 1024 * 1024
@@ -262,23 +268,23 @@ def file_writers(repo: Repository, size: int) -> Iterator[list[Helper]]:
                 writer = Helper()
                 stack.callback(writer.close)
                 writers.append(writer)
-            for writer in writers:
-                writer.submit(blobs.helper_open_init, repo.master_key).result()
+            for writer in writers:  # not waited for: the first run's write reports a failure
+                writer.submit(blobs.helper_open_init, repo.master_key)
         yield writers
 
 
 def write_file_by(writers: list[Helper], repo: Repository, blob_ids: Iterator[bytes],
                   path: Path, size: int, count: int, where: str,
-                  progress: Callable[[int], None]) -> None:
+                  progress: Callable[[int], None], check: Check[T] = None) -> T | None:
     """Write the file from its blobs, ``blob_ids`` in order, by ``writers``
     (:func:`file_writers`), a run of blobs that lie one after the other in a pack at a time:
     a writer opens, checks and writes each run at its place. A writer reads the run from
     the pack file itself where the repository is a directory on this machine (sending
     the bytes through a pipe cost 2 s of 9.6 for 4.4 GB); otherwise this process loads
     it (in threads: a remote repository answers slowly) and sends it. Through a temporary
-    name, synced, then renamed into place, as :func:`write_file`; the number of blobs and
-    bytes must be ``count`` and ``size``."""
-    with _written(path) as tmp:
+    name, synced, then renamed into place, as :func:`write_file` (and ``check``d as it
+    says); the number of blobs and bytes must be ``count`` and ``size``."""
+    with _written(path, check) as (tmp, checked):
         loads: deque[tuple[int, list[PackEntry], Future[bytes] | str]] = deque()
         writes: deque[tuple[int, Future[int]]] = deque()
         at = blobs_seen = turn = 0
@@ -326,13 +332,16 @@ def write_file_by(writers: list[Helper], repo: Repository, blob_ids: Iterator[by
             raise RepositoryDamaged(f"{where}: its file stream does not hold the {count} "
                                     f"blobs and {size} bytes its manifest records",
                                     object=where)
+    return checked[0] if checked else None
 
 
 def write_file(blobs_: Iterator[bytes], path: Path, size: int, where: str,
-               progress: Callable[[int], None]) -> None:
+               progress: Callable[[int], None], check: Check[T] = None) -> T | None:
     """Write the file from its blobs (each checked as it was loaded) through a temporary
-    name, synced, then renamed into place; its length is checked against ``size``."""
-    with _written(path) as tmp:
+    name, synced, then renamed into place; its length is checked against ``size``.
+    ``check``: called with the temporary file once it is written, while it is synced (in
+    another thread); what it returns is returned, and what it raises fails the write."""
+    with _written(path, check) as (tmp, checked):
         written = 0
         with open(tmp, "r+b") as f:
             for data in blobs_:
@@ -342,26 +351,36 @@ def write_file(blobs_: Iterator[bytes], path: Path, size: int, where: str,
         if written != size:
             raise RepositoryDamaged(f"{where}: its file has {written} bytes, not the {size} "
                                     "its manifest records", object=where)
+    return checked[0] if checked else None
 
 
 @contextmanager
-def _written(path: Path) -> Iterator[Path]:
-    """A new, empty temporary file beside ``path`` for the block to write; then synced and
-    renamed into place, and the directory synced. Removed if the block fails."""
+def _written(path: Path, check: Check[T]) -> Iterator[tuple[Path, list[T]]]:
+    """A new, empty temporary file beside ``path`` for the block to write; then synced,
+    ``check``ed meanwhile (its result put in the list yielded), and renamed into place, and
+    the directory synced. Removed, with any log SQLite left beside it, if anything fails."""
     tmp = path.with_name(f".{path.name}.restoring-{secrets.token_hex(4)}")
+    checked: list[T] = []
     try:
         with open(tmp, "xb"):
             pass
-        yield tmp
+        yield tmp, checked
         fd = os.open(tmp, os.O_RDONLY)
         try:
-            os.fsync(fd)
+            with ThreadPoolExecutor(1, thread_name_prefix="cutru-sync") as pool:
+                synced = pool.submit(os.fsync, fd)
+                try:
+                    if check is not None:
+                        checked.append(check(tmp))
+                finally:
+                    synced.result()
         finally:
             os.close(fd)
         os.replace(tmp, path)
     finally:
-        with suppress(FileNotFoundError):
-            tmp.unlink()
+        for leftover in (tmp, *(tmp.with_name(tmp.name + s) for s in ("-wal", "-shm"))):
+            with suppress(FileNotFoundError):
+                leftover.unlink()
     fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,15 +180,20 @@ def _restore_pages(repo: Repository, snap: SnapshotInfo, target_db: Database, *,
             # the first segment is decoded in a helper while the file is written here
             load = _replay_loader(stack, repo, snap, public_keys, replay, upto, generation)
             writers = stack.enter_context(pages.file_writers(repo, info.bytes))
+            # with nothing to replay, the file is proved by page groups while it is synced,
+            # with the snapshot's seal, read here while the file is written
+            pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="cutru-seal"))
+            sealed = None if replay else pool.submit(_seal_of, repo, snap, public_keys)
+            check = None if sealed is None else (
+                lambda tmp: _grouped(tmp, snap, sealed.result(), writers))
             if writers:
-                pages.write_file_by(writers, repo, blob_ids(repo, info, where), path,
-                                    info.bytes, info.blobs, where,
-                                    lambda n: progress(n // page))
+                grouped = pages.write_file_by(writers, repo, blob_ids(repo, info, where),
+                                              path, info.bytes, info.blobs, where,
+                                              lambda n: progress(n // page), check)
             else:
-                pages.write_file(read_blobs(repo, info, where), path, info.bytes, where,
-                                 lambda n: progress(n // page))
+                grouped = pages.write_file(read_blobs(repo, info, where), path, info.bytes,
+                                           where, lambda n: progress(n // page), check)
             migrate.upgrade(target_db)  # a snapshot of an older schema is brought up to date
-            grouped = None if replay else _grouped(repo, snap, path, public_keys, writers)
             # the file is new and nothing else uses it: the transaction that replays the
             # archive writes its pages once, into the file, instead of through a WAL
             conn = stack.enter_context(target_db.begin_fill())
@@ -217,21 +222,28 @@ def _restore_pages(repo: Repository, snap: SnapshotInfo, target_db: Database, *,
                          grouped.groups if grouped else 0, grouped.read if grouped else 0)
 
 
-def _grouped(repo: Repository, snap: SnapshotInfo, path: Path,
-             public_keys: Mapping[str, bytes], helpers: list[Helper]
-             ) -> seals.Grouped | None:
-    """The restored file's tables summed by page groups (:func:`seals.grouped_state`, in
-    ``helpers`` where there are two: the writers, already started), with the seal the
-    snapshot carries where its signature verifies (otherwise every group is read); None
-    where groups cannot be used (the caller then reads every row)."""
-    sealed = None
+def _seal_of(repo: Repository, snap: SnapshotInfo, public_keys: Mapping[str, bytes]
+             ) -> seals.Seals | None:
+    """The seal the snapshot carries, where there is one and its signature verifies; None
+    otherwise (a stream that cannot be read loses only the shortcut: ``backup verify``
+    reports it)."""
     info = snap.streams.get(pages.SEALS_STREAM)
-    if info is not None:
-        try:
-            data = b"".join(read_blobs(repo, info, f"snapshots/{snap.name}"))
-        except RepositoryDamaged:  # only the shortcut is lost (`backup verify` reports it)
-            data = b""
-        sealed = seals.parse(data, public_keys)
+    if info is None:
+        return None
+    try:
+        data = b"".join(read_blobs(repo, info, f"snapshots/{snap.name}"))
+    except RepositoryDamaged:
+        return None
+    return seals.parse(data, public_keys)
+
+
+def _grouped(path: Path, snap: SnapshotInfo, sealed: seals.Seals | None,
+             helpers: list[Helper]) -> seals.Grouped | None:
+    """The tables of the restored file ``path`` summed by page groups
+    (:func:`seals.grouped_state`, in ``helpers`` where there are two: the writers, already
+    started), the groups of ``sealed`` taken as sealed where their bytes are (without a
+    seal every group is read); None where groups cannot be used (the caller then reads
+    every row)."""
     if not page_groups.settle_wal(str(path)):
         return None
     return seals.grouped_state(str(path), snap.position.seq, sealed,
