@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from cutru.journal.helper import own_helper
 from cutru.journal.lthash import LtHash, sum_rows
@@ -97,6 +100,112 @@ def test_direct_edits_after_a_seal_are_found_and_pinpointed(
     found = [p for p in report.problems if p.kind == "projection"]
     assert found and all(p.table == table for p in found), found
     assert report.groups_read >= 1
+
+
+def _row_of(reg: Registry, sql: str) -> tuple[str, str | None]:
+    with reg.db.read() as conn:
+        row = conn.execute(text(sql)).one()
+    return str(row[0]), None if row[1] is None else str(row[1])
+
+
+@pytest.mark.parametrize("beside", [True, False])
+def test_a_mismatch_after_a_seal_is_pinpointed_among_the_groups_read(
+        grouped: Registry, monkeypatch: pytest.MonkeyPatch, beside: bool) -> None:
+    """After a seal, the quick check pinpoints among the rows of the groups it read and the
+    keys written since the seal, not among every row, and finds exactly what pinpointing
+    among every row finds: an updated person, a deleted ID number, a forged household, and
+    a person whose legitimate change after the seal was undone by direct SQL (its row
+    holds the sealed bytes again). Without a helper process, the same."""
+    reg = grouped
+    if not beside:
+        monkeypatch.setattr(integrity, "helper_process", _no_helper)
+    victim, _ = _row_of(reg, "SELECT key, occupation FROM persons WHERE rowid = 7")
+    undone, occupation = _row_of(reg, "SELECT key, occupation FROM persons WHERE rowid = 120")
+    gone, _ = _row_of(reg, "SELECT key, id_number FROM id_numbers WHERE rowid = 30")
+    assert reg.quick_check().ok  # sealed
+    reg.adjust_information(OFFICER, BASIS, undone, {"occupation": "thợ mộc"})
+    exec_sql(reg, "UPDATE persons SET full_name = upper(full_name) WHERE rowid = 7")
+    exec_sql(reg, "DELETE FROM id_numbers WHERE rowid = 30")
+    exec_sql(reg, "UPDATE persons SET occupation = :o WHERE key = :k", o=occupation, k=undone)
+    with reg.db.engine.begin() as conn:
+        conn.execute(text("CREATE TEMP TABLE forged AS SELECT * FROM households "
+                          "WHERE rowid = 5"))
+        conn.execute(text("UPDATE forged SET key = 'H-forged'"))
+        conn.execute(text("INSERT INTO households SELECT * FROM forged"))
+    report = reg.quick_check()
+    assert not report.ok and report.pinpointed_by_groups
+    assert report.groups_read < report.groups / 2
+    found = [p for p in report.problems if p.kind == "projection"]
+    with reg.db.read() as conn:
+        assert found == integrity.pinpoint(conn)
+    assert {(p.table, p.key, p.change) for p in found} == {
+        ("persons", victim, "updated"), ("persons", undone, "updated"),
+        ("id_numbers", gone, "deleted"), ("households", "H-forged", "inserted")}
+
+
+def test_a_row_put_back_to_its_sealed_bytes_after_a_change_is_found(
+        grouped: Registry) -> None:
+    """A legitimate change after the seal, then the page that held the row written back
+    as it was sealed (its group hashes as sealed again, and is not read): the key the
+    journal wrote after the seal is still compared, and found."""
+    reg = grouped
+    path = database(reg)
+    undone, _ = _row_of(reg, "SELECT key, occupation FROM persons WHERE rowid = 120")
+    assert reg.quick_check().ok  # sealed; the log emptied into the file
+    with own_helper() as helper:  # pages read and written away from the registry's locks
+        assert helper is not None
+        pageno, sealed_page = helper.submit(_leaf_holding, path, "persons", 120).result()
+        reg.adjust_information(OFFICER, BASIS, undone, {"occupation": "thợ mộc"})
+        assert page_groups.settle_wal(path)
+        assert helper.submit(_leaf_holding, path, "persons", 120).result()[0] == pageno
+        helper.submit(_write_page, path, pageno, sealed_page).result()
+    reg.db.dispose()  # no connection keeps the page as it was before
+    report = reg.quick_check()
+    assert not report.ok and report.pinpointed_by_groups and report.groups_read == 0
+    assert [(p.table, p.key, p.change) for p in report.problems if p.kind == "projection"
+            ] == [("persons", undone, "updated")]
+
+
+def _leaf_holding(path: str, table: str, rowid: int) -> tuple[int, bytes]:
+    """The number and bytes of the leaf page of ``table`` that holds ``rowid`` (in a
+    helper process)."""
+    raw = sqlite3.connect(path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        found = (0, b"")
+        for pageno, leaf, page in page_groups.table_pages(raw, fd, table):
+            first = page_groups._first_rowid(page, table, pageno) if leaf else None
+            if first is not None and first <= rowid:
+                found = (pageno, page)
+        return found
+    finally:
+        raw.close()
+        os.close(fd)
+
+
+def _write_page(path: str, pageno: int, page: bytes) -> None:
+    with open(path, "r+b") as f:
+        f.seek((pageno - 1) * len(page))
+        f.write(page)
+
+
+@contextmanager
+def _no_helper() -> Iterator[None]:
+    yield None
+
+
+def test_what_the_groups_read_do_not_account_for_is_pinpointed_among_every_row(
+        grouped: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rows found among the groups read must account for the whole difference of
+    state digests; where they do not (here, elements miscounted), every row is compared."""
+    reg = grouped
+    assert reg.quick_check().ok
+    exec_sql(reg, "UPDATE persons SET occupation = 'sửa thẳng' WHERE rowid = 150")
+    monkeypatch.setattr(integrity, "row_element", lambda t, k, r: b"x" + r)
+    report = reg.quick_check()
+    assert not report.ok and not report.pinpointed_by_groups
+    found = [p for p in report.problems if p.kind == "projection"]
+    assert [(p.table, p.change) for p in found] == [("persons", "updated")]
 
 
 def test_an_altered_or_foreign_seal_is_not_used(grouped: Registry) -> None:

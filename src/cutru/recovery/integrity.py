@@ -10,6 +10,7 @@ pinpointed row by row against a replay, with the last journal position that wrot
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import ExitStack, nullcontext, suppress
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from cutru.errors import (
 from cutru.journal import canonical
 from cutru.journal.entry import GENESIS, Entry
 from cutru.journal.helper import HelperFailed, helper_process
-from cutru.journal.lthash import LtHash
+from cutru.journal.lthash import LtHash, row_element
 from cutru.journal.signing import SignedCheckpoint, SigningKey, verify_checkpoint
 from cutru.runtime import collector_paused
 from cutru.store import journal_store, page_groups, seals, stored_bytes
@@ -70,6 +71,9 @@ class Report:
     digest: str = ""
     groups: int = 0  # page groups the quick check summed (0: it read every row)
     groups_read: int = 0  # of which read as rows: their bytes matched no seal
+    #: a mismatch pinpointed among the rows of the groups read (and the keys written since
+    #: the seal) instead of among every row
+    pinpointed_by_groups: bool = False
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -570,6 +574,81 @@ def _groups_ready(db: Database, public_keys: Mapping[str, bytes]
     return database, seals.load(database, public_keys)
 
 
+def _pinpoint_grouped(conn: Connection, grouped: seals.Grouped, expected: LtHash,
+                      sealed: seals.Seals) -> list[Problem] | None:
+    """:func:`pinpoint` after a quick check by page groups found the live tables off the
+    head's digest (``expected``), comparing only the rows that can differ.
+
+    Every group whose bytes are ``sealed`` holds rows the journal held at the seal's
+    position: the check that wrote the seal found the live tables equal to the journal's
+    state there, and equal bytes are equal rows. So a row can differ from the journal only
+    if it lies in a group read (its bytes changed), or its key was written after the seal
+    (its row then has to be the newer image), or it is gone (its table holds fewer rows
+    than the journal says: the seal's count, plus the rows the entries after it added, less
+    those they removed). Those rows are compared with the journal's last images as
+    :func:`pinpoint` compares them (:func:`cutru.store.stored_bytes.odd_candidates`, the
+    tables of :data:`BESIDE` in a helper process); the whole journal is read only for the
+    tables that have a group read.
+
+    What is found must account for the whole difference: the head's state, plus the
+    elements of the live rows found and less those of the journal's images of them, must
+    be the state the groups summed to. The state digest is a homomorphic hash, so any row
+    that differs and was not looked at leaves that sum off. None (the caller pinpoints
+    among every row) where it is off, where a table cannot be compared so, or where the
+    seal is not of a position the journal has."""
+    since = sealed.seq
+    database = sqlite_file(conn)
+    stop = conn.execute(select(func.max(journal.c.seq))).scalar_one() or 0
+    head = journal_store.read_head(conn).seq
+    names = [str(t.name) for t in PROJECTION]
+    if database is None or since > head or not sqlite_json_ok(conn) \
+            or set(grouped.counts) != set(names):
+        return None
+
+    def spec(name: str) -> stored_bytes.Candidates:
+        used = sealed.tables.get(name)  # the table's rows at ``since``, where sealed
+        held = None if used is None or used.fingerprint != grouped.tables[name].fingerprint \
+            else sum(rows for _digest, rows, _state in used.groups.values())
+        return (name, storage_order_sql(name), grouped.ranges.get(name, []),
+                grouped.counts[name], held)
+
+    with collector_paused(), helper_process() as helper:
+        future = None
+        if helper is not None:
+            with suppress(HelperFailed):
+                future = helper.submit(stored_bytes.compare_candidates, database,
+                                       HEAD_SEQ_SQL, head, stop, since,
+                                       [spec(n) for n in BESIDE])
+        raw = cast(sqlite3.Connection, conn.connection.dbapi_connection)
+        odd = stored_bytes.odd_candidates(raw, stop, since, [
+            spec(n) for n in names if future is None or n not in BESIDE])
+        if future is not None and odd is not None:
+            try:
+                theirs = future.result()
+            except HelperFailed:
+                theirs = None
+            odd = None if theirs is None else {**odd, **theirs}
+    if odd is None or any(rows is None for rows in odd.values()):
+        return None
+    state = expected.copy()
+    for name, rows in odd.items():
+        for key, data, image, _seq in rows or ():
+            if data is not None:
+                state.add(row_element(name, key, data))
+            if image is not None:
+                state.remove(row_element(name, key, image))
+    if state != grouped.state:
+        return None
+    differs: list[Differs] = []
+    for name in names:
+        try:
+            settled = _settle(odd.get(name) or [])
+        except ValueError:
+            return None
+        differs.extend(Differs(name, key, row, image, seq) for key, row, image, seq in settled)
+    return _findings(differs)
+
+
 def _check_grouped(conn: Connection, report: Report, head: int, expected: LtHash,
                    ready: tuple[str, seals.Seals | None], signer: SigningKey | None) -> bool:
     """The live tables summed by page groups (:func:`cutru.store.seals.grouped_state`)
@@ -582,7 +661,11 @@ def _check_grouped(conn: Connection, report: Report, head: int, expected: LtHash
     report.rows, report.digest = grouped.rows, grouped.state.digest()
     report.groups, report.groups_read = grouped.groups, grouped.read
     if grouped.state != expected:
-        report.problems.extend(pinpoint(conn) or [Problem(
+        found = None
+        if sealed is not None and grouped.read < grouped.groups:  # the seal spared rows
+            found = _pinpoint_grouped(conn, grouped, expected, sealed)
+            report.pinpointed_by_groups = found is not None
+        report.problems.extend((pinpoint(conn) if found is None else found) or [Problem(
             "projection", "the live tables do not give the journal's state digest")])
     elif signer is not None and grouped.read:  # any table unsealed has all its groups read
         with suppress(OSError):  # a directory this process may not write: no seal, no harm

@@ -23,7 +23,7 @@ import base64
 import os
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
@@ -71,6 +71,10 @@ class Grouped:
     groups: int
     read: int  # groups whose rows were read (their bytes differ from every seal)
     tables: dict[str, TableSeal]  # the seal these groups make
+    #: by table, the rowid ranges ``[lo, hi)`` (None: no bound) of the groups read, and the
+    #: number of rows
+    ranges: dict[str, list[tuple[int | None, int | None]]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 def seal_path(database: str) -> Path:
@@ -148,15 +152,21 @@ def combine(tables: list[str], scanned: list[tuple[str, int, list[Group]]]) -> G
     state = LtHash.empty()
     rows = groups = read = 0
     sealed: dict[str, TableSeal] = {}
+    ranges: dict[str, list[tuple[int | None, int | None]]] = {}
+    counts: dict[str, int] = {}
     for name, (fingerprint, width, found) in zip(tables, scanned, strict=True):
-        for g in found:
+        for i, g in enumerate(found):
             state.combine(LtHash.from_bytes(g.state))
             rows += g.rows
             read += g.read
+            if g.read:  # its rows are those up to the next group's first
+                ranges.setdefault(name, []).append(
+                    (g.lo, found[i + 1].lo if i + 1 < len(found) else None))
         groups += len(found)
+        counts[name] = sum(g.rows for g in found)
         sealed[name] = TableSeal(fingerprint, width,
                                  {g.bucket: (g.digest, g.rows, g.state) for g in found})
-    return Grouped(state, rows, groups, read, sealed)
+    return Grouped(state, rows, groups, read, sealed, ranges, counts)
 
 
 def grouped_state(database: str, head: int, sealed: Seals | None,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import cast
 
 import orjson
 
@@ -22,7 +23,8 @@ from cutru.runtime import collector_paused
 
 #: The journal's stored changes in order, as bytes (the column is text: the cast keeps the
 #: stored UTF-8 as it is, unchecked and undecoded).
-LAST_IMAGES_SQL = "SELECT seq, CAST(changes AS BLOB) FROM journal WHERE seq <= ? ORDER BY seq"
+LAST_IMAGES_SQL = ("SELECT seq, CAST(changes AS BLOB) FROM journal WHERE seq > ? AND seq <= ? "
+                   "ORDER BY seq")
 #: How the stored changes of an entry begin, how each change after the first begins, and the
 #: members a change holds after its after-image (docs/design.md, "Canonical encoding": the
 #: members of a change in key order, no whitespace).
@@ -40,15 +42,16 @@ Odd = list[tuple[str, bytes | None, bytes | None, int | None]]
 
 
 def last_images(raw: sqlite3.Connection, *, stop: int | None = None,
-                only: Collection[str] | None = None, skip: Collection[str] = ()
-                ) -> LastImages | None:
+                only: Collection[str] | None = None, skip: Collection[str] = (),
+                after: int = 0) -> LastImages | None:
     """For every row the journal (up to ``stop``) ever wrote, by table then key,
     ``(seq, change)`` of the last change to it: the change as its stored bytes from its
     after-image on, ``A,"before":B,"key":K,"table":T}`` (None for a deletion), cut out of
     each entry's stored changes without parsing a row image: Python never decodes one.
     :func:`holds` tells whether a change's after-image is given bytes, :func:`after_image`
     cuts it out. ``only`` keeps the rows of those tables alone, ``skip`` drops those
-    tables' rows: two processes can share the work.
+    tables' rows: two processes can share the work. ``after``: only the entries after that
+    position.
 
     The stored changes are the canonical encoding of a list of changes, each
     ``{"after":A,"before":B,"key":K,"table":T}`` with ``A`` and ``B`` flat row objects (or
@@ -72,7 +75,7 @@ def last_images(raw: sqlite3.Connection, *, stop: int | None = None,
     unwanted = tuple(table_end(t) for t in sorted(dropped))
     passed: tuple[bytes, ...] = unwanted  # ends of tables whose changes are passed over
     try:
-        cur.execute(LAST_IMAGES_SQL, (2**63 - 1 if stop is None else stop,))
+        cur.execute(LAST_IMAGES_SQL, (after, 2**63 - 1 if stop is None else stop))
         while rows := cur.fetchmany(5_000):
             for seq, changes in rows:
                 if changes == b"[]":
@@ -244,6 +247,135 @@ def compare_stored(path: str, head_sql: str, head: int, stop: int,
             except (sqlite3.Error, ValueError):  # a row the query refused; an image not cut
                 out[name] = None
         return out
+
+
+#: What :func:`odd_candidates` compares of one table: ``(table, query, ranges, live rows,
+#: sealed rows)``, the query as :func:`json_batches` takes it, the ``[lo, hi)`` rowid ranges
+#: whose rows may differ (None: no bound), how many rows the table holds, and how many it
+#: held at the seal's position (None: not known).
+Candidates = tuple[str, str, "list[tuple[int | None, int | None]]", int, "int | None"]
+
+
+def odd_candidates(raw: sqlite3.Connection, stop: int, since: int,
+                   tables: list[Candidates]) -> dict[str, Odd | None] | None:
+    """:func:`odd_rows` of each table of ``tables`` without reading most of its rows: the
+    caller knows (from sealed page groups, :mod:`cutru.store.seals`) that every row outside
+    the rowid ranges given is a row the journal held at position ``since``. So only the rows
+    in those ranges, and the live rows of keys the journal wrote after ``since``, are
+    compared with the journal's images up to ``stop``. The whole journal is read only for
+    the tables that have such ranges (for the images of their rows) or whose count at
+    ``since`` is not known; the others take their images from the entries after ``since``.
+    Rows the journal holds and the table does not are looked for (every key read) only
+    where the table's count says some are missing. A table's None where its query refused
+    a row, an image could not be cut out, or the count cannot be (more live rows of known
+    keys than the journal holds). None where the journal's changes do not split as stored.
+    The caller must still prove the result complete (the differences it finds must account
+    for the whole difference of state digests), as a row counted but not looked at could
+    hide one."""
+    names = [t[0] for t in tables]
+    tail = last_images(raw, stop=stop, only=names, after=since)
+    whole = [name for name, _sql, ranges, _live, sealed in tables if ranges or sealed is None]
+    full = last_images(raw, stop=stop, only=whole) if whole else {}
+    if tail is None or full is None:
+        return None
+    try:
+        born = _existed(raw, since, stop, names)
+    except (ValueError, KeyError, TypeError, sqlite3.Error):  # not a list of changes
+        return None
+    out: dict[str, Odd | None] = {}
+    for name, sql, ranges, live, sealed in tables:
+        try:
+            if name in full:
+                out[name] = _odd_candidates(raw, name, sql, ranges, live, since,
+                                            full.get(name, {}), None)
+            else:
+                changed = tail.get(name, {})
+                expected = cast(int, sealed) + sum(
+                    (change is not None) - born.get((name, key), True)
+                    for key, (_seq, change) in changed.items())
+                out[name] = _odd_candidates(raw, name, sql, ranges, live, since, changed,
+                                            expected)
+                if out[name] is None:  # rows gone before ``since``: the whole journal says
+                    again = last_images(raw, stop=stop, only=[name])
+                    out[name] = None if again is None else _odd_candidates(
+                        raw, name, sql, ranges, live, since, again.get(name, {}), None)
+        except (sqlite3.Error, ValueError):
+            out[name] = None
+    return out
+
+
+def _existed(raw: sqlite3.Connection, since: int, stop: int, tables: list[str]
+             ) -> dict[tuple[str, str], bool]:
+    """For each row of ``tables`` the entries after ``since`` (up to ``stop``) change,
+    whether it existed at ``since``: whether the first of them has a before-image. The
+    entries are parsed whole: there are few after a recent seal."""
+    wanted = set(tables)
+    out: dict[tuple[str, str], bool] = {}
+    for (changes,) in raw.execute("SELECT CAST(changes AS BLOB) FROM journal WHERE seq > ? "
+                                  "AND seq <= ? ORDER BY seq", (since, stop)):
+        for change in orjson.loads(changes):
+            name, key = change["table"], change["key"]
+            if name in wanted and (name, key) not in out:
+                out[(name, key)] = change["before"] is not None
+    return out
+
+
+def _odd_candidates(raw: sqlite3.Connection, table: str, sql: str,
+                    ranges: list[tuple[int | None, int | None]], live: int, since: int,
+                    images: Mapping[str, tuple[int, bytes | None]], expected: int | None
+                    ) -> Odd | None:
+    """One table's part of :func:`odd_candidates`: ``images`` are the journal's last ones of
+    every row (``expected`` None), or of the rows written after ``since`` alone, with the
+    number of rows the journal holds (``expected``; None is returned where rows written
+    before ``since`` are missing: the caller then reads the whole journal)."""
+    if expected is not None and ranges:
+        return None  # rows in the groups read need the images of every row
+    rows: dict[str, bytes] = {}
+    for lo, hi in ranges:
+        where = [f"rowid >= {int(lo)}"] if lo is not None else []
+        if hi is not None:
+            where.append(f"rowid < {int(hi)}")
+        query = f"{sql}{' WHERE ' + ' AND '.join(where) if where else ''}"
+        rows.update((key, data) for _rowid, key, data in raw.execute(query))
+    later = [key for key, (seq, _change) in images.items() if seq > since and key not in rows]
+    for i in range(0, len(later), 500):  # keys the journal wrote since, in unread groups
+        batch = later[i:i + 500]
+        query = f"{sql} WHERE key IN ({', '.join('?' * len(batch))})"
+        rows.update((key, data) for _rowid, key, data in raw.execute(query, batch))
+    odd: Odd = []
+    unknown = 0  # live rows the journal holds no image of
+    for key, data in rows.items():
+        got = images.get(key)
+        if got is None or got[1] is None:
+            unknown += 1
+            odd.append((key, data, None, None if got is None else got[0]))
+        elif not holds(got[1], data):
+            odd.append((key, data, after_image(got[1]), got[0]))
+    gone = [key for key in later if key not in rows and images[key][1] is not None]
+    whole = expected is None
+    if expected is None:
+        expected = sum(1 for _seq, change in images.values() if change is not None)
+    missing = expected - (live - unknown)
+    if missing < len(gone) or (missing > len(gone) and not whole):
+        return None
+    if missing > len(gone):  # rows gone that the journal wrote before ``since``: find them
+        present = {key for (key,) in raw.execute(f'SELECT key FROM "{table}"')}
+        gone = [key for key, (_seq, change) in images.items()
+                if change is not None and key not in present]
+    odd.extend((key, None, after_image(cast(bytes, images[key][1])), images[key][0])
+               for key in gone)
+    return odd
+
+
+def compare_candidates(path: str, head_sql: str, head: int, stop: int, since: int,
+                       tables: list[Candidates]) -> dict[str, Odd | None] | None:
+    """:func:`odd_candidates` on a new connection to the SQLite file ``path`` whose
+    snapshot holds the journal head ``head``: in a helper process (None where it does not,
+    as :func:`compare_stored`)."""
+    with snapshot(path, head_sql, head) as raw, collector_paused():
+        if raw is None:
+            return None
+        return odd_candidates(raw, stop, since, tables)
 
 
 @contextmanager
