@@ -76,7 +76,7 @@ def test_seed_show_verify_tamper_rebuild(tmp_path: Path) -> None:
         conn.execute("update persons set occupation = 'x' where key = ?", (key,))
     r = cutru(tmp_path, "verify", "--quick")
     assert r.returncode == 6 and f"persons row {key}" in r.stdout
-    assert "of them read as rows" in r.stdout
+    assert "of them read as rows" in r.stdout and "pinpointed among the groups" in r.stdout
     r = cutru(tmp_path, "verify")
     assert r.returncode == 6 and f"persons row {key}" in r.stdout
     assert cutru(tmp_path, "rebuild").returncode == 0

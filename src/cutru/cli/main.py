@@ -264,6 +264,7 @@ def verify(
         data = {"ok": report.ok, "entries": report.entries, "rows": report.rows,
                 "checkpoints": report.checkpoints, "digest": report.digest,
                 "page_groups": report.groups, "page_groups_read": report.groups_read,
+                "pinpointed_by_groups": report.pinpointed_by_groups,
                 "problems": [p.__dict__ for p in report.problems]}
         if as_json:
             emit(data, True)
@@ -277,6 +278,9 @@ def verify(
             if report.groups:
                 console.print(f"  summed by {report.groups} page groups, "
                               f"{report.groups_read} of them read as rows (the rest sealed)")
+            if report.pinpointed_by_groups:
+                console.print("  rows pinpointed among the groups read and the keys written "
+                              "since the seal")
         if not report.ok:
             raise typer.Exit(6)
 
