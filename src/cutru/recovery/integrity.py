@@ -574,6 +574,12 @@ def _groups_ready(db: Database, public_keys: Mapping[str, bytes]
     return database, seals.load(database, public_keys)
 
 
+#: Journal entries after the seal beyond which a mismatch is pinpointed among every row: the
+#: entries after the seal are parsed whole (see :func:`_pinpoint_grouped`), and a difference
+#: left unrepaired keeps every check failing, so no newer seal is written while they pile up.
+SEALED_TAIL_MAX = 50_000
+
+
 def _pinpoint_grouped(conn: Connection, grouped: seals.Grouped, expected: LtHash,
                       sealed: seals.Seals) -> list[Problem] | None:
     """:func:`pinpoint` after a quick check by page groups found the live tables off the
@@ -594,15 +600,16 @@ def _pinpoint_grouped(conn: Connection, grouped: seals.Grouped, expected: LtHash
     elements of the live rows found and less those of the journal's images of them, must
     be the state the groups summed to. The state digest is a homomorphic hash, so any row
     that differs and was not looked at leaves that sum off. None (the caller pinpoints
-    among every row) where it is off, where a table cannot be compared so, or where the
-    seal is not of a position the journal has."""
+    among every row) where it is off, where a table cannot be compared so, where the seal
+    is not of a position the journal has, or is more than :data:`SEALED_TAIL_MAX` entries
+    behind it."""
     since = sealed.seq
     database = sqlite_file(conn)
     stop = conn.execute(select(func.max(journal.c.seq))).scalar_one() or 0
     head = journal_store.read_head(conn).seq
     names = [str(t.name) for t in PROJECTION]
-    if database is None or since > head or not sqlite_json_ok(conn) \
-            or set(grouped.counts) != set(names):
+    if database is None or since > head or stop - since > SEALED_TAIL_MAX \
+            or not sqlite_json_ok(conn) or set(grouped.counts) != set(names):
         return None
 
     def spec(name: str) -> stored_bytes.Candidates:
