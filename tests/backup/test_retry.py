@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cutru.backup.targets import Handle, Kind, LocalTarget, MemoryTarget, ObjectInfo, RetryingTarget
+from cutru.backup.targets.s3 import S3Target
 from cutru.errors import (
     ObjectExists,
     ObjectNotFound,
@@ -164,3 +165,18 @@ class socket_closed_port:
 
     def __exit__(self, *exc: object) -> None:
         self.sock.close()
+
+
+def test_a_local_object_is_named_through_the_retrying_wrapper(
+        tmp_path: Path, s3_target: S3Target) -> None:
+    """A restore's writer processes read packs straight from a directory repository, which
+    `open_target` always wraps for retries: the wrapper names the file the directory holds;
+    an object in S3 (a real HTTP endpoint) and one in memory have no file here."""
+    handle = Handle(Kind.DATA, "ab" * 32)
+    local = LocalTarget(tmp_path)
+    local.save(handle, b"pack")
+    named = RetryingTarget(local).local_file(handle)
+    assert named is not None and Path(named).read_bytes() == b"pack"
+    s3_target.save(handle, b"pack")
+    assert RetryingTarget(s3_target).local_file(handle) is None
+    assert RetryingTarget(MemoryTarget()).local_file(handle) is None
