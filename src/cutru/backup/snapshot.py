@@ -832,9 +832,11 @@ def blob_ids(repo: Repository, info: StreamInfo, where: str) -> Iterator[bytes]:
 #: one its reader is at, the blobs each load takes, and how many such batches may wait
 #: ready. Each of those steps runs
 #: with Python's lock released (file reads, AES-GCM, zstd, HMAC-SHA-256 over large inputs),
-#: so the threads share the CPUs with the reader, which writes meanwhile: restoring the
-#: 4.4 GB database file of 1,000,000 persons spent 8 s loading and 8 s writing, one after
-#: the other, in one thread.
+#: so the threads share the CPUs with the reader, which writes meanwhile (one thread
+#: loading and writing the 4.4 GB database file of 1,000,000 persons spent 8 s on each).
+#: A pages restore of a file that large now uses writer processes instead
+#: (:func:`cutru.backup.pages.write_file_by`): the threads still wait on that lock between
+#: calls about as long as they work.
 LOAD_THREADS = 2
 LOAD_BATCH = 32
 LOAD_AHEAD = 4
