@@ -19,7 +19,7 @@ from cutru.journal.signing import SigningKey
 from cutru.recovery import integrity
 from cutru.services import importer, synthetic
 from cutru.services.registry import Registry
-from cutru.store import page_groups, seals
+from cutru.store import page_groups, seals, stored_bytes
 from cutru.store.projection import HEAD_SEQ_SQL, sqlite_file
 from tests.helpers import BASIS, OFFICER
 from tests.test_integrity import exec_sql
@@ -108,14 +108,16 @@ def _row_of(reg: Registry, sql: str) -> tuple[str, str | None]:
     return str(row[0]), None if row[1] is None else str(row[1])
 
 
-@pytest.mark.parametrize("beside", [True, False])
+@pytest.mark.parametrize(("check", "beside"), [("quick", True), ("quick", False),
+                                               ("verify", True)])
 def test_a_mismatch_after_a_seal_is_pinpointed_among_the_groups_read(
-        grouped: Registry, monkeypatch: pytest.MonkeyPatch, beside: bool) -> None:
+        grouped: Registry, monkeypatch: pytest.MonkeyPatch, check: str, beside: bool) -> None:
     """After a seal, the quick check pinpoints among the rows of the groups it read and the
     keys written since the seal, not among every row, and finds exactly what pinpointing
     among every row finds: an updated person, a deleted ID number, a forged household, and
     a person whose legitimate change after the seal was undone by direct SQL (its row
-    holds the sealed bytes again). Without a helper process, the same."""
+    holds the sealed bytes again). Without a helper process, the same. ``cutru verify``,
+    which reads every row, then pinpoints the same way."""
     reg = grouped
     if not beside:
         monkeypatch.setattr(integrity, "helper_process", _no_helper)
@@ -132,15 +134,64 @@ def test_a_mismatch_after_a_seal_is_pinpointed_among_the_groups_read(
                           "WHERE rowid = 5"))
         conn.execute(text("UPDATE forged SET key = 'H-forged'"))
         conn.execute(text("INSERT INTO households SELECT * FROM forged"))
-    report = reg.quick_check()
+    report = reg.quick_check() if check == "quick" else reg.verify()
     assert not report.ok and report.pinpointed_by_groups
-    assert report.groups_read < report.groups / 2
+    if check == "quick":
+        assert report.groups_read < report.groups / 2
     found = [p for p in report.problems if p.kind == "projection"]
     with reg.db.read() as conn:
         assert found == integrity.pinpoint(conn)
     assert {(p.table, p.key, p.change) for p in found} == {
         ("persons", victim, "updated"), ("persons", undone, "updated"),
         ("id_numbers", gone, "deleted"), ("households", "H-forged", "inserted")}
+
+
+def test_the_images_of_the_groups_read_come_from_the_subject_index(
+        grouped: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A person edited by direct SQL after a seal: the images of the rows of its group are
+    read from the entries that name them as subjects, and the whole journal is not read."""
+    reg = grouped
+    monkeypatch.setattr(integrity, "helper_process", _no_helper)
+    assert reg.quick_check().ok  # sealed
+    victim, _ = _row_of(reg, "SELECT key, occupation FROM persons WHERE rowid = 7")
+    exec_sql(reg, "UPDATE persons SET occupation = 'sửa thẳng' WHERE rowid = 7")
+    whole: list[Any] = []
+    real = stored_bytes.last_images
+
+    def spy(raw: sqlite3.Connection, **kw: Any) -> Any:
+        if not kw.get("after") and kw.get("seqs") is None:
+            whole.append(kw.get("only"))
+        return real(raw, **kw)
+
+    monkeypatch.setattr(stored_bytes, "last_images", spy)
+    report = reg.quick_check()
+    assert report.pinpointed_by_groups and whole == []
+    assert [(p.table, p.key, p.change) for p in report.problems] == [
+        ("persons", victim, "updated")]
+
+
+def test_an_image_the_subject_index_misses_is_read_from_the_whole_journal(
+        grouped: Registry) -> None:
+    """An attacker removes from ``journal_subjects`` the entry that last changed a person
+    before the seal, then puts the person's row back to what it was before that change:
+    the subject index gives the older image, which the row holds, and the rows found do
+    not account for the difference. The images are then read from the whole journal, and
+    the row is found."""
+    reg = grouped
+    person, _ = _row_of(reg, "SELECT key, occupation FROM persons WHERE rowid = 40")
+    with reg.db.read() as conn:
+        old = conn.execute(text("SELECT * FROM persons WHERE key = :k"), {"k": person}
+                           ).mappings().one()
+    reg.adjust_information(OFFICER, BASIS, person, {"occupation": "thợ mộc"})
+    assert reg.quick_check().ok  # sealed, with the change
+    exec_sql(reg, "DELETE FROM journal_subjects WHERE subject = :k AND seq = "
+             "(SELECT max(seq) FROM journal_subjects WHERE subject = :k)", k=person)
+    exec_sql(reg, "UPDATE persons SET occupation = :o WHERE key = :k",
+             o=old["occupation"], k=person)
+    report = reg.quick_check()
+    assert not report.ok and report.pinpointed_by_groups
+    assert [(p.table, p.key, p.change) for p in report.problems] == [
+        ("persons", person, "updated")]
 
 
 def test_a_row_put_back_to_its_sealed_bytes_after_a_change_is_found(
@@ -194,22 +245,26 @@ def _no_helper() -> Iterator[None]:
     yield None
 
 
-@pytest.mark.parametrize("why", ["unaccounted", "long tail"])
+@pytest.mark.parametrize(("why", "check"), [("unaccounted", "quick"), ("long tail", "quick"),
+                                           ("unaccounted", "verify"), ("no seal", "verify")])
 def test_what_the_groups_read_do_not_account_for_is_pinpointed_among_every_row(
-        grouped: Registry, monkeypatch: pytest.MonkeyPatch, why: str) -> None:
+        grouped: Registry, monkeypatch: pytest.MonkeyPatch, why: str, check: str) -> None:
     """The rows found among the groups read must account for the whole difference of
     state digests; where they do not (here, elements miscounted), every row is compared.
-    So it is where the seal is further behind the journal than SEALED_TAIL_MAX entries."""
+    So it is where the seal is further behind the journal than SEALED_TAIL_MAX entries,
+    and, for ``cutru verify``, where there is no seal."""
     reg = grouped
     assert reg.quick_check().ok
     exec_sql(reg, "UPDATE persons SET occupation = 'sửa thẳng' WHERE rowid = 150")
     if why == "unaccounted":
         monkeypatch.setattr(integrity, "row_element", lambda t, k, r: b"x" + r)
-    else:
+    elif why == "long tail":
         reg.adjust_information(OFFICER, BASIS, _row_of(
             reg, "SELECT key, occupation FROM persons WHERE rowid = 9")[0], {"occupation": "y"})
         monkeypatch.setattr(integrity, "SEALED_TAIL_MAX", 0)
-    report = reg.quick_check()
+    else:
+        seals.seal_path(database(reg)).unlink()
+    report = reg.quick_check() if check == "quick" else reg.verify()
     assert not report.ok and not report.pinpointed_by_groups
     found = [p for p in report.problems if p.kind == "projection"]
     assert [(p.table, p.change) for p in found] == [("persons", "updated")]

@@ -26,7 +26,7 @@ from cutru.errors import (
 )
 from cutru.journal import canonical
 from cutru.journal.entry import GENESIS, Entry
-from cutru.journal.helper import HelperFailed, helper_process
+from cutru.journal.helper import Helper, HelperFailed, helper_process
 from cutru.journal.lthash import LtHash, row_element
 from cutru.journal.signing import SignedCheckpoint, SigningKey, verify_checkpoint
 from cutru.runtime import collector_paused
@@ -172,6 +172,7 @@ def verify(db: Database, *, public_keys: Mapping[str, bytes],
            external: SignedCheckpoint | None = None, progress: Progress = _noop) -> Report:
     """Check everything; never raises for a finding, returns them all in the report."""
     report = Report()
+    ready = _groups_ready(db, public_keys)  # for pinpointing by page groups, if need be
     with helper_beside(db) as aside, db.read() as conn:
         if aside is not None:  # its tables summed there while the chain is checked here
             aside.start(conn)
@@ -184,14 +185,19 @@ def verify(db: Database, *, public_keys: Mapping[str, bytes],
             report.problems.append(Problem("head", "the stored running digest differs from "
                                            "the journal's replay"))
         _check_checkpoints(conn, report, public_keys, external, last)
-        _check_projection(conn, report, state, progress, aside)
+        _check_projection(conn, report, state, progress, aside,
+                          sealed=(head.seq, ready) if ready is not None else None)
     return report
 
 
 def _check_projection(conn: Connection, report: Report, expected: LtHash,
-                      progress: Progress, aside: Beside | None) -> None:
+                      progress: Progress, aside: Beside | None,
+                      sealed: tuple[int, tuple[str, seals.Seals | None]] | None = None
+                      ) -> None:
     """The live tables against the journal's state (some read by the helper ``aside``
-    where there is one); a difference is pinpointed."""
+    where there is one); a difference is pinpointed, by page groups where ``sealed`` (the
+    journal head ``conn``'s snapshot holds, and :func:`_groups_ready`'s answer) lets it
+    (:func:`pinpoint_sealed`), else among every row."""
     try:
         live, report.rows = projection_state(conn, progress, beside=aside or False)
     except ProjectionMismatch as exc:  # a value no journal entry can hold
@@ -201,8 +207,37 @@ def _check_projection(conn: Connection, report: Report, expected: LtHash,
         return
     report.digest = live.digest()
     if live != expected:
-        report.problems.extend(pinpoint(conn) or [Problem(
+        found = None
+        if sealed is not None:
+            head, (database, seal) = sealed
+            found = pinpoint_sealed(conn, database, seal, head, expected, live)
+            report.pinpointed_by_groups = found is not None
+        report.problems.extend((pinpoint(conn) if found is None else found) or [Problem(
             "projection", "the live tables do not give the journal's state digest")])
+
+
+def pinpoint_sealed(conn: Connection, database: str, sealed: seals.Seals | None, head: int,
+                    expected: LtHash, live: LtHash) -> list[Problem] | None:
+    """``cutru verify``'s pinpointing where the SQLite file ``database`` has a signed seal
+    (:mod:`cutru.store.seals`): once every row has been read and summed to ``live``, which
+    is not ``expected`` (the journal's state at ``head``, the head ``conn``'s snapshot
+    holds), the tables are summed again by page groups, which reads only the groups whose
+    bytes the seal does not hold, and the difference is pinpointed among those groups'
+    rows and the keys written since the seal (:func:`_pinpoint_grouped`).
+
+    The seal only says where to look. The groups must sum to ``live``, what the rows
+    themselves summed to, and what is found must account for the whole difference between
+    ``live`` and ``expected``: the state digest is a homomorphic hash, so a row that
+    differs and was not looked at leaves that sum off, whatever a seal said. None (the
+    caller pinpoints among every row) where there is no seal to use, where the groups
+    cannot be summed or do not give ``live``, or where :func:`_pinpoint_grouped` cannot
+    account for the difference."""
+    if sealed is None:
+        return None
+    grouped = seals.grouped_state(database, head, sealed)
+    if grouped is None or grouped.read >= grouped.groups or grouped.state != live:
+        return None
+    return _pinpoint_grouped(conn, grouped, expected, sealed)
 
 
 def replay_state(conn: Connection, stop: int | None = None
@@ -593,8 +628,10 @@ def _pinpoint_grouped(conn: Connection, grouped: seals.Grouped, expected: LtHash
     than the journal says: the seal's count, plus the rows the entries after it added, less
     those they removed). Those rows are compared with the journal's last images as
     :func:`pinpoint` compares them (:func:`cutru.store.stored_bytes.odd_candidates`, the
-    tables of :data:`BESIDE` in a helper process); the whole journal is read only for the
-    tables that have a group read.
+    tables of :data:`BESIDE` in a helper process). The images of the rows of the groups
+    read are first looked for among the entries that name their keys as subjects (an index
+    lookup); where the result does not account for the difference (below), once more with
+    those tables' images read from the whole journal.
 
     What is found must account for the whole difference: the head's state, plus the
     elements of the live rows found and less those of the journal's images of them, must
@@ -620,32 +657,14 @@ def _pinpoint_grouped(conn: Connection, grouped: seals.Grouped, expected: LtHash
                 grouped.counts[name], held)
 
     with collector_paused(), helper_process() as helper:
-        future = None
-        if helper is not None:
-            with suppress(HelperFailed):
-                future = helper.submit(stored_bytes.compare_candidates, database,
-                                       HEAD_SEQ_SQL, head, stop, since,
-                                       [spec(n) for n in BESIDE])
-        raw = cast(sqlite3.Connection, conn.connection.dbapi_connection)
-        odd = stored_bytes.odd_candidates(raw, stop, since, [
-            spec(n) for n in names if future is None or n not in BESIDE])
-        if future is not None and odd is not None:
-            try:
-                theirs = future.result()
-            except HelperFailed:
-                theirs = None
-            odd = None if theirs is None else {**odd, **theirs}
-    if odd is None or any(rows is None for rows in odd.values()):
-        return None
-    state = expected.copy()
-    for name, rows in odd.items():
-        for key, data, image, _seq in rows or ():
-            if data is not None:
-                state.add(row_element(name, key, data))
-            if image is not None:
-                state.remove(row_element(name, key, image))
-    if state != grouped.state:
-        return None
+        for subjects in (True, False):  # the images by subject first, then the whole journal
+            odd = _candidates(conn, helper, database, head, stop, since,
+                              [spec(n) for n in names], subjects)
+            if odd is not None and _accounted(odd, expected, grouped.state):
+                break
+        else:
+            return None
+    assert odd is not None
     differs: list[Differs] = []
     for name in names:
         try:
@@ -654,6 +673,44 @@ def _pinpoint_grouped(conn: Connection, grouped: seals.Grouped, expected: LtHash
             return None
         differs.extend(Differs(name, key, row, image, seq) for key, row, image, seq in settled)
     return _findings(differs)
+
+
+def _candidates(conn: Connection, helper: Helper | None, database: str, head: int,
+                stop: int, since: int, specs: list[stored_bytes.Candidates], subjects: bool
+                ) -> dict[str, Odd | None] | None:
+    """:func:`cutru.store.stored_bytes.odd_candidates` of the tables of ``specs``, those of
+    :data:`BESIDE` in ``helper`` where there is one; None where any table's could not be
+    had."""
+    future = None
+    if helper is not None:
+        with suppress(HelperFailed):
+            future = helper.submit(stored_bytes.compare_candidates, database, HEAD_SEQ_SQL,
+                                   head, stop, since, [s for s in specs if s[0] in BESIDE],
+                                   subjects)
+    raw = cast(sqlite3.Connection, conn.connection.dbapi_connection)
+    odd = stored_bytes.odd_candidates(raw, stop, since, [
+        s for s in specs if future is None or s[0] not in BESIDE], subjects=subjects)
+    if future is not None and odd is not None:
+        try:
+            theirs = future.result()
+        except HelperFailed:
+            theirs = None
+        odd = None if theirs is None else {**odd, **theirs}
+    return None if odd is None or any(rows is None for rows in odd.values()) else odd
+
+
+def _accounted(odd: dict[str, Odd | None], expected: LtHash, state: LtHash) -> bool:
+    """Whether the rows found account for the whole difference: ``expected`` (the journal's
+    state), plus the elements of the live rows found and less those of the journal's
+    images of them, is ``state`` (what the live tables sum to)."""
+    got = expected.copy()
+    for name, rows in odd.items():
+        for key, data, image, _seq in rows or ():
+            if data is not None:
+                got.add(row_element(name, key, data))
+            if image is not None:
+                got.remove(row_element(name, key, image))
+    return got == state
 
 
 def _check_grouped(conn: Connection, report: Report, head: int, expected: LtHash,

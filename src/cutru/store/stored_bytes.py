@@ -43,7 +43,7 @@ Odd = list[tuple[str, bytes | None, bytes | None, int | None]]
 
 def last_images(raw: sqlite3.Connection, *, stop: int | None = None,
                 only: Collection[str] | None = None, skip: Collection[str] = (),
-                after: int = 0) -> LastImages | None:
+                after: int = 0, seqs: Collection[int] | None = None) -> LastImages | None:
     """For every row the journal (up to ``stop``) ever wrote, by table then key,
     ``(seq, change)`` of the last change to it: the change as its stored bytes from its
     after-image on, ``A,"before":B,"key":K,"table":T}`` (None for a deletion), cut out of
@@ -51,7 +51,8 @@ def last_images(raw: sqlite3.Connection, *, stop: int | None = None,
     :func:`holds` tells whether a change's after-image is given bytes, :func:`after_image`
     cuts it out. ``only`` keeps the rows of those tables alone, ``skip`` drops those
     tables' rows: two processes can share the work. ``after``: only the entries after that
-    position.
+    position. ``seqs``: only the entries at those positions (the last change of a row among
+    them is the last of all only if they hold every entry that wrote it).
 
     The stored changes are the canonical encoding of a list of changes, each
     ``{"after":A,"before":B,"key":K,"table":T}`` with ``A`` and ``B`` flat row objects (or
@@ -75,8 +76,7 @@ def last_images(raw: sqlite3.Connection, *, stop: int | None = None,
     unwanted = tuple(table_end(t) for t in sorted(dropped))
     passed: tuple[bytes, ...] = unwanted  # ends of tables whose changes are passed over
     try:
-        cur.execute(LAST_IMAGES_SQL, (after, 2**63 - 1 if stop is None else stop))
-        while rows := cur.fetchmany(5_000):
+        for rows in _stored_changes(cur, after, 2**63 - 1 if stop is None else stop, seqs):
             for seq, changes in rows:
                 if changes == b"[]":
                     continue
@@ -119,6 +119,26 @@ def last_images(raw: sqlite3.Connection, *, stop: int | None = None,
     finally:
         cur.close()
     return last
+
+
+def _stored_changes(cur: sqlite3.Cursor, after: int, stop: int,
+                    seqs: Collection[int] | None) -> Iterator[list[tuple[int, bytes]]]:
+    """Batches of ``(seq, stored changes)`` of the entries after ``after`` up to ``stop``,
+    in order; of those at ``seqs`` alone where it is given."""
+    if seqs is None:
+        cur.execute(LAST_IMAGES_SQL, (after, stop))
+        while rows := cur.fetchmany(5_000):
+            yield rows
+        return
+    ordered = sorted(s for s in set(seqs) if after < s <= stop)
+    for i in range(0, len(ordered), _IN_BATCH):
+        batch = ordered[i:i + _IN_BATCH]
+        yield cur.execute("SELECT seq, CAST(changes AS BLOB) FROM journal WHERE seq IN "
+                          f"({', '.join('?' * len(batch))}) ORDER BY seq", batch).fetchall()
+
+
+#: Values bound to one ``IN (...)`` list.
+_IN_BATCH = 500
 
 
 def table_end(table: str) -> bytes:
@@ -257,51 +277,108 @@ Candidates = tuple[str, str, "list[tuple[int | None, int | None]]", int, "int | 
 
 
 def odd_candidates(raw: sqlite3.Connection, stop: int, since: int,
-                   tables: list[Candidates]) -> dict[str, Odd | None] | None:
+                   tables: list[Candidates], *, subjects: bool = True
+                   ) -> dict[str, Odd | None] | None:
     """:func:`odd_rows` of each table of ``tables`` without reading most of its rows: the
     caller knows (from sealed page groups, :mod:`cutru.store.seals`) that every row outside
     the rowid ranges given is a row the journal held at position ``since``. So only the rows
     in those ranges, and the live rows of keys the journal wrote after ``since``, are
-    compared with the journal's images up to ``stop``. The whole journal is read only for
-    the tables that have such ranges (for the images of their rows) or whose count at
-    ``since`` is not known; the others take their images from the entries after ``since``.
+    compared with the journal's images up to ``stop``.
+
+    The images of the rows in those ranges are looked for, where ``subjects`` is true,
+    among the entries that name their keys as subjects (``journal_subjects``: an entry names
+    the persons, households and stays whose rows it writes); a table none of whose keys in
+    the ranges is so named, or whose count at ``since`` is not known, has its images read
+    from the whole journal. The others take their images from the entries after ``since``.
     Rows the journal holds and the table does not are looked for (every key read) only
     where the table's count says some are missing. A table's None where its query refused
     a row, an image could not be cut out, or the count cannot be (more live rows of known
     keys than the journal holds). None where the journal's changes do not split as stored.
     The caller must still prove the result complete (the differences it finds must account
-    for the whole difference of state digests), as a row counted but not looked at could
-    hide one."""
+    for the whole difference of state digests), as a row counted but not looked at, or an
+    image that was not the last, could hide one; where it cannot, ``subjects=False`` reads
+    the images of the ranges' rows from the whole journal."""
     names = [t[0] for t in tables]
     tail = last_images(raw, stop=stop, only=names, after=since)
-    whole = [name for name, _sql, ranges, _live, sealed in tables if ranges or sealed is None]
-    full = last_images(raw, stop=stop, only=whole) if whole else {}
-    if tail is None or full is None:
+    if tail is None:
         return None
     try:
         born = _existed(raw, since, stop, names)
+        ranged = {name: _range_rows(raw, sql, ranges)
+                  for name, sql, ranges, _live, _sealed in tables if ranges}
     except (ValueError, KeyError, TypeError, sqlite3.Error):  # not a list of changes
         return None
+    named: dict[str, dict[str, tuple[int, bytes | None]]] = {}
+    for name, _sql, ranges, _live, sealed in tables:
+        if subjects and ranges and sealed is not None:
+            found = _subject_images(raw, name, list(ranged[name]), stop)
+            if found is not None:
+                named[name] = found
+    whole = [name for name, _sql, ranges, _live, sealed in tables
+             if sealed is None or (ranges and name not in named)]
+    full = last_images(raw, stop=stop, only=whole) if whole else {}
+    if full is None:
+        return None
     out: dict[str, Odd | None] = {}
-    for name, sql, ranges, live, sealed in tables:
+    for name, sql, _ranges, live, sealed in tables:
+        rows = ranged.get(name, {})
         try:
-            if name in full:
-                out[name] = _odd_candidates(raw, name, sql, ranges, live, since,
+            if name in whole:
+                out[name] = _odd_candidates(raw, name, sql, rows, live, since,
                                             full.get(name, {}), None)
-            else:
-                changed = tail.get(name, {})
-                expected = cast(int, sealed) + sum(
-                    (change is not None) - born.get((name, key), True)
-                    for key, (_seq, change) in changed.items())
-                out[name] = _odd_candidates(raw, name, sql, ranges, live, since, changed,
-                                            expected)
-                if out[name] is None:  # rows gone before ``since``: the whole journal says
-                    again = last_images(raw, stop=stop, only=[name])
-                    out[name] = None if again is None else _odd_candidates(
-                        raw, name, sql, ranges, live, since, again.get(name, {}), None)
+                continue
+            changed = tail.get(name, {})
+            expected = cast(int, sealed) + sum(
+                (change is not None) - born.get((name, key), True)
+                for key, (_seq, change) in changed.items())
+            out[name] = _odd_candidates(raw, name, sql, rows, live, since,
+                                        {**named.get(name, {}), **changed}, expected)
+            if out[name] is None:  # rows gone before ``since``: the whole journal says
+                again = last_images(raw, stop=stop, only=[name])
+                out[name] = None if again is None else _odd_candidates(
+                    raw, name, sql, rows, live, since, again.get(name, {}), None)
         except (sqlite3.Error, ValueError):
             out[name] = None
     return out
+
+
+def _range_rows(raw: sqlite3.Connection, sql: str,
+                ranges: list[tuple[int | None, int | None]]) -> dict[str, bytes]:
+    """``key -> canonical encoding`` of the live rows in the rowid ranges ``[lo, hi)`` (an
+    end None: unbounded), read with the table's storage-order query ``sql``."""
+    rows: dict[str, bytes] = {}
+    for lo, hi in ranges:
+        where = [f"rowid >= {int(lo)}"] if lo is not None else []
+        if hi is not None:
+            where.append(f"rowid < {int(hi)}")
+        query = f"{sql}{' WHERE ' + ' AND '.join(where) if where else ''}"
+        rows.update((key, data) for _rowid, key, data in raw.execute(query))
+    return rows
+
+
+def _subject_images(raw: sqlite3.Connection, table: str, keys: list[str], stop: int
+                    ) -> dict[str, tuple[int, bytes | None]] | None:
+    """The last change to each row of ``table`` whose key is in ``keys`` (as
+    :func:`last_images` gives it) among the entries up to ``stop`` that name that key as a
+    subject, read through the ``journal_subjects`` index instead of the whole journal; None
+    where no key is named (the table's keys are not subjects) or the changes do not split
+    as stored. A key named but not written is left out."""
+    seqs: set[int] = set()
+    named: set[str] = set()
+    for i in range(0, len(keys), _IN_BATCH):
+        batch = keys[i:i + _IN_BATCH]
+        for subject, seq in raw.execute(
+                "SELECT subject, seq FROM journal_subjects WHERE seq <= ? AND subject IN "
+                f"({', '.join('?' * len(batch))})", [stop, *batch]):
+            named.add(subject)
+            seqs.add(seq)
+    if not named:
+        return None
+    got = last_images(raw, stop=stop, only=[table], seqs=seqs)
+    if got is None:
+        return None
+    rows = got.get(table, {})
+    return {key: rows[key] for key in named if key in rows}
 
 
 def _existed(raw: sqlite3.Connection, since: int, stop: int, tables: list[str]
@@ -320,26 +397,18 @@ def _existed(raw: sqlite3.Connection, since: int, stop: int, tables: list[str]
     return out
 
 
-def _odd_candidates(raw: sqlite3.Connection, table: str, sql: str,
-                    ranges: list[tuple[int | None, int | None]], live: int, since: int,
-                    images: Mapping[str, tuple[int, bytes | None]], expected: int | None
-                    ) -> Odd | None:
-    """One table's part of :func:`odd_candidates`: ``images`` are the journal's last ones of
-    every row (``expected`` None), or of the rows written after ``since`` alone, with the
-    number of rows the journal holds (``expected``; None is returned where rows written
-    before ``since`` are missing: the caller then reads the whole journal)."""
-    if expected is not None and ranges:
-        return None  # rows in the groups read need the images of every row
-    rows: dict[str, bytes] = {}
-    for lo, hi in ranges:
-        where = [f"rowid >= {int(lo)}"] if lo is not None else []
-        if hi is not None:
-            where.append(f"rowid < {int(hi)}")
-        query = f"{sql}{' WHERE ' + ' AND '.join(where) if where else ''}"
-        rows.update((key, data) for _rowid, key, data in raw.execute(query))
+def _odd_candidates(raw: sqlite3.Connection, table: str, sql: str, rows: dict[str, bytes],
+                    live: int, since: int, images: Mapping[str, tuple[int, bytes | None]],
+                    expected: int | None) -> Odd | None:
+    """One table's part of :func:`odd_candidates`: ``rows`` are the live rows of the ranges
+    read; ``images`` are the journal's last ones of every row (``expected`` None), or of
+    the rows written after ``since`` and of ``rows``, with the number of rows the journal
+    holds (``expected``; None is returned where rows written before ``since`` are missing:
+    the caller then reads the whole journal)."""
+    rows = dict(rows)
     later = [key for key, (seq, _change) in images.items() if seq > since and key not in rows]
-    for i in range(0, len(later), 500):  # keys the journal wrote since, in unread groups
-        batch = later[i:i + 500]
+    for i in range(0, len(later), _IN_BATCH):  # keys the journal wrote since, in unread groups
+        batch = later[i:i + _IN_BATCH]
         query = f"{sql} WHERE key IN ({', '.join('?' * len(batch))})"
         rows.update((key, data) for _rowid, key, data in raw.execute(query, batch))
     odd: Odd = []
@@ -368,14 +437,15 @@ def _odd_candidates(raw: sqlite3.Connection, table: str, sql: str,
 
 
 def compare_candidates(path: str, head_sql: str, head: int, stop: int, since: int,
-                       tables: list[Candidates]) -> dict[str, Odd | None] | None:
+                       tables: list[Candidates], subjects: bool = True
+                       ) -> dict[str, Odd | None] | None:
     """:func:`odd_candidates` on a new connection to the SQLite file ``path`` whose
     snapshot holds the journal head ``head``: in a helper process (None where it does not,
     as :func:`compare_stored`)."""
     with snapshot(path, head_sql, head) as raw, collector_paused():
         if raw is None:
             return None
-        return odd_candidates(raw, stop, since, tables)
+        return odd_candidates(raw, stop, since, tables, subjects=subjects)
 
 
 @contextmanager
