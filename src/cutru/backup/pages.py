@@ -251,6 +251,10 @@ WRITE_RUN = 4 * 1024 * 1024
 WRITE_AHEAD = 4
 
 
+#: Writer processes of a large restore (:func:`file_writers`).
+WRITERS = 2
+
+
 @contextmanager
 def file_writers(repo: Repository, size: int) -> Iterator[list[Helper]]:
     """Helper processes that open this repository's blobs and write a database file being
@@ -264,7 +268,7 @@ def file_writers(repo: Repository, size: int) -> Iterator[list[Helper]]:
     with ExitStack() as stack:
         writers: list[Helper] = []
         if size >= HELPER_MIN_BYTES and helper_cpus() >= 2:
-            for _ in range(2):
+            for _ in range(WRITERS):
                 writer = Helper()
                 stack.callback(writer.close)
                 writers.append(writer)
