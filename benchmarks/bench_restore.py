@@ -12,7 +12,9 @@ and as many legitimate ones, archived as segments. Then, side by side in one run
    the same database file and ``sqlite3 NEW .restore BACKUP``; the peers' backups are made
    first and not timed. Ours twice: the snapshot taken after a quick check, which carries
    its seal of the page groups (as ``cutru serve``'s are), and the one taken before any
-   check (every row read).
+   check (every row read). restic is timed before ours and after (its figure is the mean),
+   and the disk's rate for writing and syncing 1 GiB is measured in the same run: the
+   floor of a restore that returns with its file on disk.
 2. **Point-in-time replay**: the same snapshot plus every archived entry after it, to the
    newest entry (``cutru restore apply``'s work); the replay rate is the archived entries
    over the time spent loading, checking and applying them (``RestoreResult.replay_ms``).
