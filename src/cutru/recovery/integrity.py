@@ -5,7 +5,10 @@ state digest recorded in every entry against a replay of the row images; the jou
 every signed checkpoint (signature, and agreement with the entry it names) and the latest
 checkpoint kept outside the database (a journal cut back to an older valid prefix); and
 finally the live projection against the journal's digest. A projection mismatch is
-pinpointed row by row against a replay, with the last journal position that wrote the row.
+pinpointed row by row against the journal's last images, with the last journal position
+that wrote the row: on a SQLite file with a signed seal of its page groups, among the rows
+of the groups that changed and the keys written since the seal (:func:`pinpoint_sealed`),
+else among every row (:func:`pinpoint`).
 """
 
 from __future__ import annotations
