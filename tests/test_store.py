@@ -47,6 +47,21 @@ def test_the_head_revision_is_alembics_and_commands_start_without_alembic() -> N
     assert out.stdout.strip() == "[]"
 
 
+def test_upgrading_a_database_at_the_head_does_not_import_alembic(tmp_path: Path) -> None:
+    """A restore upgrades the database it has just written: at this build's head, that is
+    a query, not Alembic's import. A database behind the head is still upgraded."""
+    db_path = tmp_path / "at-head.db"
+    Database(f"sqlite:///{db_path}").dispose()
+    code = ("import sys; from cutru.store import migrate; from cutru.store.engine import "
+            f"Database; db = Database('sqlite:///{db_path}'); migrate.upgrade(db); "
+            "print(migrate.current_revision(db), 'alembic' in sys.modules)")
+    run = [sys.executable, "-c", code]
+    first = subprocess.run(run, capture_output=True, text=True, check=True).stdout.split()
+    again = subprocess.run(run, capture_output=True, text=True, check=True).stdout.split()
+    assert first == [migrate.HEAD_REVISION, "True"]  # an empty database: Alembic upgrades
+    assert again == [migrate.HEAD_REVISION, "False"]
+
+
 def test_stored_entries_decode_to_what_was_sealed(registry: Registry) -> None:
     k = seed_family(registry)
     registry.adjust_information(OFFICER, BASIS, k["mother"], {"email": "hoa@example.vn"})

@@ -148,8 +148,7 @@ def write_run(keys: RepoKeys, path: str, at: int, run: list[PackEntry], sealed: 
                 written = os.pwrite(fd, plain, pos)
                 pos += written
                 plain = plain[written:]
-        if not os.environ.get("XP_NO_WRITEBACK"):
-            start_writeback(fd, at, pos - at)
+        start_writeback(fd, at, pos - at)
     finally:
         os.close(fd)
     return pos - at
