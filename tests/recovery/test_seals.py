@@ -194,6 +194,30 @@ def test_an_image_the_subject_index_misses_is_read_from_the_whole_journal(
         ("persons", person, "updated")]
 
 
+@pytest.mark.parametrize(("check", "recreated"), [("quick", False), ("verify", False),
+                                                  ("quick", True), ("verify", True)])
+def test_a_row_forged_into_a_table_the_journal_never_wrote_is_pinpointed(
+        grouped: Registry, check: str, recreated: bool) -> None:
+    """After a seal, a residence confirmation inserted by direct SQL into the table no
+    entry ever wrote (the journal has no image of any of its rows) is pinpointed among the
+    groups read, as inserted; so it is when the attacker has also dropped and recreated the
+    table with another definition (its seal then no longer holds, and its count at the seal
+    is not known: the whole journal is read for it)."""
+    reg = grouped
+    assert reg.quick_check().ok  # sealed, with the table empty
+    if recreated:
+        definition = _row_of(reg, "SELECT sql, NULL FROM sqlite_master "
+                                  "WHERE name = 'confirmations'")[0]
+        exec_sql(reg, "DROP TABLE confirmations")
+        exec_sql(reg, definition.replace("(", "( ", 1))
+    exec_sql(reg, "INSERT INTO confirmations (key, person_key, issued_on, valid_until, "
+             "content) VALUES ('C-forged', 'P-none', '2026-11-27', '2027-11-27', 'x')")
+    report = reg.quick_check() if check == "quick" else reg.verify()
+    assert not report.ok and report.pinpointed_by_groups
+    assert [(p.table, p.key, p.change) for p in report.problems] == [
+        ("confirmations", "C-forged", "inserted")]
+
+
 def test_a_row_put_back_to_its_sealed_bytes_after_a_change_is_found(
         grouped: Registry) -> None:
     """A legitimate change after the seal, then the page that held the row written back
