@@ -430,6 +430,51 @@ def test_last_images_stop_where_they_are_asked_to(sqlite_registry: Registry) -> 
     assert max(written.values()) == stop
 
 
+
+@pytest.mark.parametrize("beside", [True, False])
+def test_pinpointing_reads_the_images_again_where_hashes_cannot_say(
+        sqlite_registry: Registry, monkeypatch: pytest.MonkeyPatch, beside: bool) -> None:
+    """The rows whose hashes differ have their images read again from the entries that
+    wrote them; where those cannot be read so, the table is compared value by value from
+    the whole journal, and the findings are the same."""
+    registry = sqlite_registry
+    monkeypatch.setattr(integrity, "BESIDE_MIN_ENTRIES", 0 if beside else 10**9)
+    k = seed_family(registry)
+    exec_sql(registry, "UPDATE persons SET full_name = 'Kẻ Giả' WHERE key = :k", k=k["child"])
+    exec_sql(registry, "DELETE FROM residences WHERE person_key = :k", k=k["mother"])
+    with registry.db.read() as conn:
+        found = [(p.table, p.key, p.change, p.since_seq, p.message)
+                 for p in integrity.pinpoint(conn)]
+    assert [f[:3] for f in found] == [("persons", k["child"], "updated"),
+                                      ("residences", found[1][1], "deleted")]
+    assert "full_name" in found[0][4] and all(f[3] is not None for f in found)
+
+    def refuse(*_args: Any) -> dict[str, bytes]:
+        raise ValueError("entry does not hold the last change")
+
+    monkeypatch.setattr(stored_bytes, "changes_at", refuse)
+    monkeypatch.setattr(integrity, "BESIDE_MIN_ENTRIES", 10**9)  # the helper has its own
+    with registry.db.read() as conn:
+        assert [(p.table, p.key, p.change, p.since_seq, p.message)
+                for p in integrity.pinpoint(conn)] == found
+
+
+def test_rows_of_a_table_the_schema_no_longer_has_are_found_with_their_images(
+        sqlite_registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows the journal holds of a table the projection does not have are reported missing,
+    each with the image the journal last wrote of it."""
+    registry = sqlite_registry
+    k = seed_family(registry)
+    monkeypatch.setattr(integrity, "PROJECTION",
+                        tuple(t for t in integrity.PROJECTION if t.name != "households"))
+    with registry.db.read() as conn:
+        differs = integrity._compare(conn, registry.journal_length())
+        held = conn.execute(text("SELECT key, head_key FROM households")).all()
+    assert differs is not None and held
+    assert {(d.table, d.key, d.row, d.image["head_key"] if d.image else None)
+            for d in differs} == {("households", key, None, head) for key, head in held}
+    assert k["child"] not in {d.key for d in differs}
+
 @pytest.mark.parametrize("beside", [True, False])
 def test_pinpointing_shared_with_a_helper_process_finds_the_same(
         sqlite_registry: Registry, monkeypatch: pytest.MonkeyPatch, beside: bool) -> None:

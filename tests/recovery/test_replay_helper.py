@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pickle
 import random
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -256,6 +257,35 @@ def test_last_images_are_the_journal_replayed(archived: tuple[Registry, Reposito
                for k, change in kept.items()), "byte for byte the canonical encoding"
 
 
+
+def test_last_hashes_are_the_last_images_hashed(archived: tuple[Registry, Repository]) -> None:
+    """What pinpointing keeps of each row instead of its image: the same positions, and the
+    hash of the after-image's bytes (None for a deletion); the image itself is read again,
+    for the few rows that differ, from the entry that wrote it last."""
+    reg, _repo = archived
+    with reg.db.read() as conn:
+        stop = journal_store.last_seq(conn)
+        images = journal_store.last_images(conn)
+        hashes = journal_store.last_hashes(conn, skip=("stays",))
+        raw = journal_store.sqlite_raw(conn)
+        assert images is not None and hashes is not None and raw is not None
+        assert hashes == {
+            table: {key: (seq, None if change is None
+                          else hash(stored_bytes.after_image(change)))
+                    for key, (seq, change) in rows_of.items()}
+            for table, rows_of in images.items() if table != "stays"}
+        held = {key: seq for key, (seq, change) in images["persons"].items()
+                if change is not None}
+        assert stored_bytes.changes_at(raw, "persons", held, stop) == {
+            key: images["persons"][key][1] for key in held}
+        key, seq = next(iter(held.items()))
+        with pytest.raises(ValueError, match="does not hold the last change"):
+            stored_bytes.changes_at(raw, "persons", {key: seq - 1}, stop)
+        table, gone, at = next((t, k, s) for t, rows_of in images.items()
+                               for k, (s, change) in rows_of.items() if change is None)
+        with pytest.raises(ValueError):  # a deletion has no image to read again
+            stored_bytes.changes_at(raw, table, {gone: at}, stop)
+
 def test_last_images_shared_between_two_readers_are_the_whole(
         archived: tuple[Registry, Repository]) -> None:
     """``only`` and ``skip`` of the same tables split the images between two readers (the
@@ -346,11 +376,21 @@ def test_a_column_called_before_is_compared_by_its_bytes_or_parsed() -> None:
     assert integrity._image(change) == {"a": 1, "before": 2}
     assert stored_bytes.after_image(b'{"a":1},"before":null,"key":"k","table":"t"}') \
         == b'{"a":1}'
-    odd = stored_bytes.odd_rows([(["k", "m"], [b'{"a":1,"before":2}', b'{"a":3}'])],
-                                {"k": (4, change), "m": (5, b'{"a":3},"before":null}')})
-    assert odd == [], "equal bytes: nothing to cut out"
-    with pytest.raises(ValueError):
-        stored_bytes.odd_rows([(["k"], [b'{"a":2,"before":2}'])], {"k": (4, change)})
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE journal (seq INTEGER PRIMARY KEY, changes TEXT)")
+    raw.executemany("INSERT INTO journal VALUES (?, ?)", [
+        (4, '[{"after":' + change.decode() + "]"),
+        (5, '[{"after":{"a":3},"before":null,"key":"m","table":"t"}]')])
+    last = stored_bytes.last_hashes(raw)
+    assert last is not None
+    hashes = last["t"]
+    assert hashes["m"] == (5, hash(b'{"a":3}'))
+    assert hashes["k"][1] == hash(b'{"a":1'), "bytes that end inside the image: never a row's"
+    assert stored_bytes.odd_hashed(raw, "t", [(["m"], [b'{"a":3}'])], {"m": hashes["m"]},
+                                   5) == []
+    with pytest.raises(ValueError, match="cannot be cut out"):  # compared as values then
+        stored_bytes.odd_hashed(raw, "t", [(["k", "m"], [b'{"a":1,"before":2}', b'{"a":3}'])],
+                                hashes, 5)
 
 
 @pytest.mark.parametrize("changes", [

@@ -293,11 +293,12 @@ def pinpoint(conn: Connection) -> list[Problem]:
     Every live row is compared with the last after-image the journal holds for it, table by
     table. On SQLite both sides are bytes: the live rows as their canonical JSON, written by
     the query in storage order (:func:`~cutru.store.projection.encoded_rows`), and the
-    journal's images as stored, cut out of each entry's canonical changes
-    (:func:`~cutru.store.journal_store.last_images`), so that no row image is parsed or
-    encoded in Python. Equal bytes are equal rows, whatever the encoder; the few rows whose
-    bytes differ are parsed and compared as values, so that an encoder that wrote some value
-    otherwise would cost time, never a false finding. A table holding a value with no
+    journal's images as stored, cut out of each entry's canonical changes and kept as their
+    hashes (:func:`~cutru.store.journal_store.last_hashes`), so that no row image is parsed
+    or encoded in Python. Equal bytes are equal rows, whatever the encoder; the few rows
+    whose hashes differ have their images read again and are parsed and compared as
+    values, so that an encoder that wrote some value otherwise would cost time, never a
+    false finding. A table holding a value with no
     canonical encoding (a REAL or BLOB written by direct SQL) is compared the plain way, as
     on PostgreSQL, where the journal is decoded here.
 
@@ -378,32 +379,43 @@ def _settle_beside(conn: Connection, stop: int, stored: dict[str, Odd | None]
 def _compare(conn: Connection, stop: int, *, only: Collection[str] | None = None,
              skip: Collection[str] = ()) -> list[Differs] | None:
     """The rows that differ, of the projection tables in ``only`` (all by default) and not
-    in ``skip``, compared as bytes (None: the journal's changes do not split as stored);
-    without ``only``, also the rows the journal holds of tables the schema no longer has."""
-    last = journal_store.last_images(conn, stop=stop, only=only, skip=skip)
-    if last is None:
+    in ``skip``, compared by the hashes of their bytes (None: the journal's changes do not
+    split as stored); without ``only``, also the rows the journal holds of tables the schema
+    no longer has."""
+    raw = journal_store.sqlite_raw(conn)
+    last = journal_store.last_hashes(conn, stop=stop, only=only, skip=skip)
+    if raw is None or last is None:
         return None
     out: list[Differs] = []
     for table in PROJECTION:
         if (only is not None and table.name not in only) or table.name in skip:
             continue
-        images = last.pop(table.name, {})
+        hashes = last.pop(table.name, {})
         differ = None
         try:
-            differ = _settle(stored_bytes.odd_rows(encoded_rows(conn, table, ordered=False),
-                                                   images))
+            differ = _settle(stored_bytes.odd_hashed(
+                raw, table.name, encoded_rows(conn, table, ordered=False), hashes, stop))
         except (ProjectionMismatch, ValueError):
             differ = None  # read again, value by value
         if differ is None:
+            again = journal_store.last_images(conn, stop=stop, only=(table.name,))
+            if again is None:
+                return None
+            images = again.get(table.name, {})
             want = {key: _image(change) for key, (_seq, change) in images.items()
                     if change is not None}
             differ = [(key, row, image, _seq_of(images.get(key)))
                       for key, row, image in _differing_plain(conn, table, want)]
         out.extend(Differs(table.name, key, row, image, seq) for key, row, image, seq in differ)
     if only is None:
-        out.extend(Differs(name, key, None, _image(change), seq)
-                   for name, rows in last.items() for key, (seq, change) in rows.items()
-                   if change is not None)
+        for name, rows in last.items():
+            held = {key: seq for key, (seq, h) in rows.items() if h is not None}
+            try:
+                changes = stored_bytes.changes_at(raw, name, held, stop)
+            except ValueError:
+                return None
+            out.extend(Differs(name, key, None, _image(changes[key]), seq)
+                       for key, seq in held.items())
     return out
 
 
@@ -472,7 +484,7 @@ _Differing = list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]]
 def _settle(odd: Odd) -> list[tuple[str, dict[str, Any] | None, dict[str, Any] | None,
                                       int | None]]:
     """Of the rows whose bytes differ from the journal's image
-    (:func:`cutru.store.stored_bytes.odd_rows`), those that differ as values too: ``(key,
+    (:func:`cutru.store.stored_bytes.odd_hashed`), those that differ as values too: ``(key,
     live row or None, journal image or None, seq)``. Bytes that do not parse raise
     ``ValueError``: the caller then reads the table value by value."""
     out: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None, int | None]] = []

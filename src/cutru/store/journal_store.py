@@ -25,7 +25,7 @@ from cutru.store import stored_bytes
 from cutru.store.bulk import insert_many
 from cutru.store.engine import fetch_escaping
 from cutru.store.schema import checkpoints, journal, journal_head, journal_subjects
-from cutru.store.stored_bytes import LastImages
+from cutru.store.stored_bytes import LastHashes, LastImages
 
 
 @dataclass
@@ -226,12 +226,29 @@ def last_images(conn: Connection, *, stop: int | None = None,
     every row the journal up to ``stop`` wrote, ``(seq, after-image bytes)`` of the last
     change to it, cut out of the stored changes). None on another database, or where the
     stored changes do not split so: the caller then decodes them (:func:`iter_changes`)."""
+    raw = sqlite_raw(conn)
+    return None if raw is None else stored_bytes.last_images(raw, stop=stop, only=only,
+                                                              skip=skip)
+
+
+def last_hashes(conn: Connection, *, stop: int | None = None,
+                only: Collection[str] | None = None, skip: Collection[str] = ()
+                ) -> LastHashes | None:
+    """:func:`last_images`, each image as its hash
+    (:func:`cutru.store.stored_bytes.last_hashes`)."""
+    raw = sqlite_raw(conn)
+    return None if raw is None else stored_bytes.last_hashes(raw, stop=stop, only=only,
+                                                              skip=skip)
+
+
+def sqlite_raw(conn: Connection) -> sqlite3.Connection | None:
+    """The ``sqlite3`` connection under ``conn`` (in its transaction), None on another
+    database."""
     if conn.dialect.name != "sqlite":
         return None
     raw = conn.connection.dbapi_connection
     assert raw is not None
-    return stored_bytes.last_images(cast(sqlite3.Connection, raw), stop=stop, only=only,
-                                    skip=skip)
+    return cast(sqlite3.Connection, raw)
 
 
 def entries_for_subject(conn: Connection, subject: str, *, stop: int | None = None
