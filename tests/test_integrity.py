@@ -442,12 +442,24 @@ def test_pinpointing_reads_the_images_again_where_hashes_cannot_say(
     k = seed_family(registry)
     exec_sql(registry, "UPDATE persons SET full_name = 'Kẻ Giả' WHERE key = :k", k=k["child"])
     exec_sql(registry, "DELETE FROM residences WHERE person_key = :k", k=k["mother"])
+    asked: list[tuple[str, set[str]]] = []
+    changes_at = stored_bytes.changes_at
+
+    def spy(raw: Any, table: str, written: dict[str, int], stop: int) -> dict[str, bytes]:
+        asked.append((table, set(written)))
+        return changes_at(raw, table, written, stop)
+
+    monkeypatch.setattr(stored_bytes, "changes_at", spy)
     with registry.db.read() as conn:
         found = [(p.table, p.key, p.change, p.since_seq, p.message)
                  for p in integrity.pinpoint(conn)]
     assert [f[:3] for f in found] == [("persons", k["child"], "updated"),
                                       ("residences", found[1][1], "deleted")]
     assert "full_name" in found[0][4] and all(f[3] is not None for f in found)
+    # only the two rows that differ had their images read again (here: the helper's are
+    # read in its own process)
+    assert sorted(asked) == ([("residences", {found[1][1]})] if beside else
+                             [("persons", {k["child"]}), ("residences", {found[1][1]})])
 
     def refuse(*_args: Any) -> dict[str, bytes]:
         raise ValueError("entry does not hold the last change")
