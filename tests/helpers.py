@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import inspect
 
 from cutru.domain.enums import Sex
 from cutru.domain.idnumber import make_id_number
+from cutru.store.schema import PROJECTION
+
+if TYPE_CHECKING:
+    from cutru.services.registry import Registry
 
 HOAN_KIEM = "00070"  # Phường Hoàn Kiếm, Hà Nội
 BA_DINH = "00004"  # Phường Ba Đình, Hà Nội
@@ -31,3 +37,11 @@ def household_line(commune: str = HOAN_KIEM, street: str = "12 Hàng Bạc",
     return {"kind": "household", "commune_code": commune, "street": street,
             "registered_on": "2015-03-02",
             "members": [{"relationship": r, "person": p} for r, p in members]}
+
+
+def projection_indexes(registry: Registry) -> dict[str, list[tuple[str, tuple[str, ...], bool]]]:
+    """Each projection table's indexes: (name, columns, unique), sorted."""
+    with registry.db.read() as conn:
+        insp = inspect(conn)
+        return {t.name: sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                               for i in insp.get_indexes(t.name)) for t in PROJECTION}

@@ -10,30 +10,24 @@ from cutru.errors import CutruError
 from cutru.services.registry import Registry
 from cutru.store import bulk
 from cutru.store.schema import PROJECTION, persons
+from tests.helpers import projection_indexes
 
 TABLES = [t.name for t in PROJECTION]
 
 
-def _indexes(registry: Registry) -> dict[str, list[tuple[str, tuple[str, ...], bool]]]:
-    with registry.db.read() as conn:
-        insp = inspect(conn)
-        return {t: sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]))
-                          for i in insp.get_indexes(t)) for t in TABLES}
-
-
 def test_indexes_come_back_as_they_were(registry: Registry) -> None:
     registry.init()
-    before = _indexes(registry)
+    before = projection_indexes(registry)
     assert before["persons"], "the schema indexes persons"
     with registry.db.begin() as conn, bulk.deferred_indexes(conn, TABLES):
         assert not inspect(conn).get_indexes("persons")  # dropped while loading
-    assert _indexes(registry) == before
+    assert projection_indexes(registry) == before
 
 
 def test_a_duplicate_in_a_unique_index_fails_the_load_and_rolls_it_back(
         registry: Registry) -> None:
     registry.init()
-    before = _indexes(registry)
+    before = projection_indexes(registry)
     row = {"key": "p1", "full_name": "Nguyễn Văn A", "birth_date": "1990-01-01",
            "birth_year": 1990, "sex": "male", "secret_label": False, "id_number_bidx": "dup"}
     # the driver's IntegrityError, whatever the engine
@@ -42,7 +36,7 @@ def test_a_duplicate_in_a_unique_index_fails_the_load_and_rolls_it_back(
         conn.execute(insert(persons), [row, {**row, "key": "p2"}])
     assert not isinstance(info.value, CutruError)
     assert "unique" in str(info.value).lower()
-    assert _indexes(registry) == before
+    assert projection_indexes(registry) == before
     with registry.db.read() as conn:
         assert conn.execute(persons.select()).first() is None
 

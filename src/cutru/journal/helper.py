@@ -32,6 +32,7 @@ from queue import SimpleQueue
 from typing import IO, Any
 
 from cutru.errors import CutruError
+from cutru.runtime import collector_paused
 
 _LENGTH = struct.Struct(">Q")
 _BOOT = "from cutru.journal.helper import _serve; _serve()"
@@ -181,8 +182,11 @@ def _serve() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     while (data := _read_frame(source)) is not None:
         try:
-            fn, args = pickle.loads(data)
-            answer = pickle.dumps((True, fn(*args)), protocol=pickle.HIGHEST_PROTOCOL)
+            # a call's objects (a chunk's rows, its persons to prepare) live until it
+            # answers and make no cycles: the collector runs between calls
+            with collector_paused():
+                fn, args = pickle.loads(data)
+                answer = pickle.dumps((True, fn(*args)), protocol=pickle.HIGHEST_PROTOCOL)
         except BaseException as exc:  # sent back to the caller, whatever it is
             try:
                 answer = pickle.dumps((False, exc), protocol=pickle.HIGHEST_PROTOCOL)

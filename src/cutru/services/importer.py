@@ -33,6 +33,7 @@ from cutru.runtime import collector_paused
 from cutru.services import households as hh_ops
 from cutru.services import people, residence
 from cutru.services.unit import Batch, Tx, UnitRunner
+from cutru.store.bulk import deferred_indexes
 from cutru.store.schema import persons, residences
 
 KINDS = ("household", "temporary", "stay", "absence")
@@ -41,6 +42,15 @@ HELPER_LINES = 500
 #: Lines applied between two spills of a batch (cutru.services.unit.Batch.spill): a batch of
 #: any length, the whole file by default, holds at most this many lines' rows in memory.
 SPILL_LINES = 2000
+#: Secondary indexes that no read an import makes goes by (those go by a row's key, its
+#: ``person_key`` or ``household_key``, or a person's ID number). A large import into a
+#: registry with no person yet, a first load, drops them and builds them again once its rows
+#: are in, inside its transaction (:func:`cutru.store.bulk.deferred_indexes`): each is built
+#: by one sort instead of a B-tree walk per row at a random place.
+DEFERRED_INDEXES = {"persons": "ix_persons_name_year",
+                    "households": "ix_households_commune_code",
+                    "residences": "ix_residences_commune_code",
+                    "id_numbers": "ix_id_numbers_id_number_bidx"}
 IMPORT_PURPOSE = "Law on Residence 68/2020/QH14 Art. 36: residence data collection (import)"
 
 
@@ -181,7 +191,8 @@ def _prepare(keys: Keyring | tuple[int, bytes, bytes], today: date,
     out: list[people.Prepared | Exception] = []
     for key, data in jobs:
         try:
-            out.append(people.prepare_person(keys, data, key=key, today=today))
+            out.append(people.prepare_person(keys, data, key=key, today=today,
+                                              encode=True))
         except Exception as exc:  # raised in the caller when the import reaches this person
             out.append(exc)
     return out
@@ -289,24 +300,29 @@ def _import(runner: UnitRunner, it: Iterator[tuple[int, dict[str, Any]]], actor:
                 preparer = stack.enter_context(helper_process())
             started = True
         left = batch_lines - len(chunk) if batch_lines else -1  # lines the batch may add
-        with runner.batch(helper=helper, bulk=True) as b:
+        with runner.batch(helper=helper, bulk=True) as b, ExitStack() as first_load:
+            if len(chunk) >= HELPER_LINES and _no_person(b):
+                first_load.enter_context(deferred_indexes(
+                    b.conn, DEFERRED_INDEXES, only=DEFERRED_INDEXES.values()))
             # a batch's first chunk is prepared here: waiting for the helper to prepare it
             # (and, the first time, to import what it needs) would leave this process idle,
             # while the helper starts on the following chunk meanwhile
             ahead = _Ahead(None, b, chunk)
             while chunk:
-                following: list[tuple[int, dict[str, Any]]] = []
-                following_error = None
-                if left != 0 and error is None:
-                    following, following_error = _take(
-                        it, SPILL_LINES if left < 0 else min(SPILL_LINES, left))
-                if left > 0:
-                    left -= len(following)
-                # the following chunk's persons are prepared in the helper while this one is
-                # applied and written here
-                following_ahead = _Ahead(preparer, b, following)
                 persons_before = result.persons
+                # the collector runs between chunks only: reading, preparing, applying and
+                # writing a chunk make no cycles (runtime.collector_paused)
                 with collector_paused():
+                    following: list[tuple[int, dict[str, Any]]] = []
+                    following_error = None
+                    if left != 0 and error is None:
+                        following, following_error = _take(
+                            it, SPILL_LINES if left < 0 else min(SPILL_LINES, left))
+                    if left > 0:
+                        left -= len(following)
+                    # the following chunk's persons are prepared in the helper while this
+                    # one is applied and written here
+                    following_ahead = _Ahead(preparer, b, following)
                     _apply_chunk(b, chunk, ahead.result(), actor, result)
                     if error is not None:
                         # an unreadable line, after the lines before it passed: the batch
@@ -321,6 +337,10 @@ def _import(runner: UnitRunner, it: Iterator[tuple[int, dict[str, Any]]], actor:
                 chunk, ahead, error = following, following_ahead, following_error
             if error is not None:  # the first line of a batch is unreadable
                 raise error
+
+
+def _no_person(b: Batch) -> bool:
+    return b.conn.execute(select(persons.c.key).limit(1)).first() is None
 
 
 def _apply_chunk(b: Batch, chunk: list[tuple[int, dict[str, Any]]],

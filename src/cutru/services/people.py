@@ -16,10 +16,12 @@ from cutru.domain.person import ADJUSTABLE, CORRECTABLE, person_row
 from cutru.domain.rules import DECREE, LAW, check_four_eyes, require_alive, violation
 from cutru.domain.units import commune
 from cutru.errors import InputError
+from cutru.journal.canonical import encode_row
 from cutru.services import households as hh_ops
 from cutru.services.protect import open_person, seal_id_number, seal_person
 from cutru.services.residence import active
 from cutru.services.unit import Tx
+from cutru.store.rows import complete_row
 from cutru.store.schema import (
     corrections,
     household_members,
@@ -41,16 +43,20 @@ def _id_taken(tx: Tx, id_number: str, except_key: str | None = None) -> None:
 
 
 #: A declared person made ready to write: the sealed ``persons`` row, the sealed
-#: ``id_numbers`` row of the ID number's history (None without an ID number) and the ID
-#: number in plain text (None without one).
-Prepared = tuple[dict[str, Any], dict[str, Any] | None, str | None]
+#: ``id_numbers`` row of the ID number's history (None without an ID number), the ID
+#: number in plain text (None without one), and, when asked for, the canonical encodings
+#: (:func:`cutru.journal.canonical.encode_row`) of the two rows, which then have every
+#: column of their tables (None otherwise).
+Prepared = tuple[dict[str, Any], dict[str, Any] | None, str | None, bytes | None, bytes | None]
 
 
-def prepare_person(keys: Keyring, data: dict[str, Any], *, key: str, today: date) -> Prepared:
+def prepare_person(keys: Keyring, data: dict[str, Any], *, key: str, today: date,
+                   encode: bool = False) -> Prepared:
     """The part of :func:`declare_person` that reads and writes nothing: validate the
     declared fields, build the rows, encrypt their protected fields and compute the blind
     index. A bulk import runs it in a helper process, ahead of the writing
-    (:mod:`cutru.services.importer`)."""
+    (:mod:`cutru.services.importer`), with ``encode``: the journal entry and the state digest
+    take the rows' encodings from there, and the process writing them makes none."""
     row = person_row(data, key=key, today=today)
     id_number = row["id_number"]
     id_row = None
@@ -58,7 +64,14 @@ def prepare_person(keys: Keyring, data: dict[str, Any], *, key: str, today: date
         id_row = seal_id_number(keys, {
             "key": f"I{key[1:]}0", "person_key": key, "id_number": id_number,
             "valid_from": today.isoformat(), "valid_to": None, "reason": "declared"})
-    return seal_person(keys, row), id_row, id_number
+    person = seal_person(keys, row)
+    if not encode:
+        return person, id_row, id_number, None, None
+    person = complete_row(persons, person)
+    if id_row is None:
+        return person, None, id_number, encode_row(person), None
+    id_row = complete_row(id_numbers, id_row)
+    return person, id_row, id_number, encode_row(person), encode_row(id_row)
 
 
 def declare_person(tx: Tx, data: dict[str, Any], *, check_unique: bool = True,
@@ -69,15 +82,16 @@ def declare_person(tx: Tx, data: dict[str, Any], *, check_unique: bool = True,
     that key and ``tx.today``, when the caller had it made ahead."""
     if prepared is None:
         key = tx.new_key("P")
-        person, id_row, id_number = prepare_person(tx.keys, data, key=key, today=tx.today)
+        made = prepare_person(tx.keys, data, key=key, today=tx.today)
     else:
-        key, (person, id_row, id_number) = prepared
+        key, made = prepared
+    person, id_row, id_number, person_bytes, id_bytes = made
     if id_row is not None:
         if check_unique:
             assert id_number is not None
             _id_taken(tx, id_number)
-        tx.rows.insert(id_numbers, id_row)
-    tx.rows.insert(persons, person)
+        tx.rows.insert(id_numbers, id_row, encoded=id_bytes)
+    tx.rows.insert(persons, person, encoded=person_bytes)
     tx.touch(key)
     return key
 

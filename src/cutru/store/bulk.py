@@ -70,10 +70,16 @@ def _indexes(conn: Connection, tables: list[str]) -> list[tuple[str, str]]:
 
 
 @contextmanager
-def deferred_indexes(conn: Connection, tables: Iterable[str]) -> Iterator[None]:
+def deferred_indexes(conn: Connection, tables: Iterable[str],
+                     only: Iterable[str] | None = None) -> Iterator[None]:
     """Drop the secondary indexes of ``tables`` now, create them again on leaving (not
-    when the block raises: the caller's transaction rolls the drop back)."""
+    when the block raises: the caller's transaction rolls the drop back). With ``only``,
+    just those of them named there (a name ``tables`` has no droppable index by is
+    ignored)."""
     found = _indexes(conn, list(tables))
+    if only is not None:
+        names = set(only)
+        found = [(name, ddl) for name, ddl in found if name in names]
     for name, _ddl in found:
         conn.exec_driver_sql(f'DROP INDEX "{name}"')
     yield

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Row, RowMapping, Select, func, insert, select
 from cutru.errors import InputError, JournalChainBroken
 from cutru.journal import canonical
 from cutru.journal.entry import GENESIS, Change, Draft, Entry, encode_changes, next_ts, seal
-from cutru.journal.lthash import LtHash, row_element
+from cutru.journal.lthash import LtHash, change_elements
 from cutru.journal.signing import Checkpoint, SignedCheckpoint
 from cutru.store import stored_bytes
 from cutru.store.bulk import insert_many
@@ -64,14 +64,15 @@ def _load_head(conn: Connection, *, for_update: bool) -> Head:
 
 def row_elements(changes: Sequence[Change]) -> tuple[list[bytes], list[bytes]]:
     """State-digest elements a list of changes adds and removes."""
-    added: list[bytes] = []
-    removed: list[bytes] = []
+    added: list[tuple[str, str, bytes]] = []
+    removed: list[tuple[str, str, bytes]] = []
     for ch in changes:
-        if ch.before_bytes is not None:
-            removed.append(row_element(ch.table, ch.key, ch.before_bytes))
-        if ch.after_bytes is not None:
-            added.append(row_element(ch.table, ch.key, ch.after_bytes))
-    return added, removed
+        before, after = ch.before_bytes, ch.after_bytes
+        if before is not None:
+            removed.append((ch.table, ch.key, before))
+        if after is not None:
+            added.append((ch.table, ch.key, after))
+    return change_elements(added), change_elements(removed)
 
 
 def digest_steps(drafts: Sequence[Draft]) -> list[tuple[list[bytes], list[bytes]]]:

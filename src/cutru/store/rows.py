@@ -128,10 +128,17 @@ class RowWriter:
         rows.sort(key=lambda r: str(r["key"]))
         return rows
 
-    def insert(self, table: Table, values: dict[str, Any]) -> Row:
+    def insert(self, table: Table, values: dict[str, Any], *,
+               encoded: bytes | None = None) -> Row:
+        """Buffer a new row. ``encoded``, when given, is the canonical encoding of
+        ``values`` completed to every column (made ahead in a helper process by a bulk
+        import): the change keeps it as its after-image's bytes instead of encoding again."""
         row = complete_row(table, values)
         self._buffer(table.name, row)
-        self.changes.append(Change(str(table.name), row["key"], None, row))
+        change = Change(str(table.name), row["key"], None, row)
+        if encoded is not None:
+            change.__dict__["after_bytes"] = encoded  # what Change.after_bytes would compute
+        self.changes.append(change)
         return row
 
     def update(self, table: Table, key: str, **values: Any) -> Row:
