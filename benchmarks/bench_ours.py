@@ -41,7 +41,7 @@ def timed_import(reg: Registry, *, persons: int, seed: int, actor: str, batch_li
     with steps.task(description, persons) as advance:
         t0 = perf_counter()
         if jsonl is not None:
-            with jsonl.open(encoding="utf-8") as stream:
+            with jsonl.open("rb") as stream:  # as the CLI opens it
                 result = importer.import_records(
                     reg.runner, importer.parse_lines(stream), actor=actor,
                     batch_lines=batch_lines, progress=lambda _lines, p: advance(p))

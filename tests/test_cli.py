@@ -48,6 +48,23 @@ def test_import_reports_line_field_rule_and_writes_nothing(tmp_path: Path) -> No
     f.write_text(json.dumps(good, ensure_ascii=False) + "\n{not json\n")
     r = cutru(tmp_path, "import", str(f))
     assert r.returncode == 3 and "jsonl.syntax" in r.stderr and "line 2" in r.stderr
+    # a line that is not UTF-8 (a street in Latin-1, the record otherwise valid) is a bad
+    # line like any other, in a file and on standard input
+    latin = json.dumps(household_line(street="12 Hang Bac")).encode("ascii").replace(
+        b"Hang", b"H\xe0ng")  # Latin-1 for "Hàng": not UTF-8
+    f.write_bytes(json.dumps(good, ensure_ascii=False).encode("utf-8") + b"\n" + latin + b"\n")
+    r = cutru(tmp_path, "import", str(f))
+    assert r.returncode == 3, r.stderr
+    assert "line 2" in r.stderr and "jsonl.utf8" in r.stderr and "Traceback" not in r.stderr
+    with f.open("rb") as stdin:
+        piped = subprocess.run([sys.executable, "-m", "cutru.cli.main", "import", "-"],
+                               stdin=stdin, capture_output=True, text=True, timeout=300,
+                               env={k: v for k, v in os.environ.items()
+                                    if k != "CUTRU_DATABASE_URL"}
+                               | {"CUTRU_DATA_DIR": str(tmp_path / "data"),
+                                  "CUTRU_KEY_DIR": str(tmp_path / "keys")}, check=False)
+    assert piped.returncode == 3 and "jsonl.utf8" in piped.stderr
+    assert journal_rows(tmp_path) == 0
 
 
 def test_seed_show_verify_tamper_rebuild(tmp_path: Path) -> None:

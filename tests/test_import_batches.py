@@ -79,6 +79,20 @@ def test_a_duplicate_id_number_in_a_later_chunk_is_refused(registry: Registry,
     assert _counts(registry) == (0, 0)
 
 
+def test_a_taken_id_number_is_refused_before_what_is_wrong_with_its_person(
+        registry: Registry, small_chunks: None) -> None:
+    """The person on line 5 cannot be prepared (no such sex), but its ID number belongs to
+    the person of line 1, written with chunk 1: the uniqueness rule is checked first."""
+    lines = _lines(6)
+    other = lines[4][1]["members"][0]["person"]
+    other["id_number"] = lines[0][1]["members"][0]["person"]["id_number"]
+    other["sex"] = "unknown"
+    with pytest.raises(ImportLineError) as info:
+        importer.import_records(registry.runner, lines, actor=OFFICER, batch_lines=0)
+    assert (info.value.line, info.value.rule) == (5, "person.id_number_unique")
+    assert _counts(registry) == (0, 0)
+
+
 def test_a_batch_with_hooks_refuses_to_spill(registry: Registry) -> None:
     with pytest.raises(RuntimeError, match="no spill"), registry.runner.batch() as b:
         b.before_commit.append(lambda conn, entries: None)

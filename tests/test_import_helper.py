@@ -111,7 +111,7 @@ def test_digests_from_the_helper_give_the_same_journal(
     reg = _registry(tmp_path, "helped")
     importer.import_records(reg.runner, records, actor="importer", batch_lines=0)
     assert len(started) == 2 and all(isinstance(h, Helper) for h in started)
-    assert sent == [["advance_state"],  # one batch, its digests computed there
+    assert sent == [["advance_state_rows"],  # one batch, its digests computed there
                     []]  # one chunk, the batch's first: its persons are prepared here
     assert _journal(reg) == unhelped
     assert reg.verify().ok

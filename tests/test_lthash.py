@@ -235,3 +235,25 @@ def test_a_batch_is_expanded_into_the_threads_matrix_again_and_again() -> None:
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda n: lthash.sum_expansions(items[:n]), [50, 7, 1, 0] * 25))
     assert got == expected * 25
+
+
+_rows = st.lists(st.tuples(st.sampled_from(["persons", "households", "tệp"]),
+                           st.text(max_size=20), st.binary(max_size=60)), max_size=8)
+
+
+@given(st.lists(st.tuples(_rows, _rows), max_size=6))
+@settings(max_examples=50, deadline=None)
+def test_steps_given_as_rows_advance_as_their_elements_do(
+        steps: list[tuple[list[tuple[str, str, bytes]], list[tuple[str, str, bytes]]]]) -> None:
+    """What a bulk import's helper gets (rows, framed there) digests as the elements do."""
+    framed = lthash.framed_steps(steps)
+    assert framed == [([row_element(*r) for r in added], [row_element(*r) for r in removed])
+                      for added, removed in steps]
+    start = LtHash.of([b"already there"]).to_bytes()
+    assert lthash.advance_state_rows(start, steps) == lthash.advance_state(start, framed)
+
+
+def test_a_row_key_that_is_not_unicode_is_named_when_framed_in_bulk() -> None:
+    with pytest.raises(InputError) as info:
+        lthash.change_elements([("persons", "P1", b"{}"), ("persons", "P\ud800", b"{}")])
+    assert info.value.rule == "lthash.invalid_unicode"

@@ -129,6 +129,12 @@ def _audit_cli_read(reg: Any, subjects: list[str], data: Any, purpose: str) -> N
                      now=reg.clock(), subjects=tuple(subjects), fields=fields, purpose=purpose)
 
 
+def _count_lines(path: Path) -> int:
+    """Lines that are not blank, for the progress bar (bytes: no decoding, no error)."""
+    with path.open("rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
 @app.command("import")
 def import_(
     ctx: typer.Context,
@@ -139,8 +145,9 @@ def import_(
 ) -> None:
     """Load residents through the same rules as the transactions; a bad line rejects its batch."""
     with handled(), registry(ctx) as reg:
-        stream = sys.stdin if str(path) == "-" else path.open(encoding="utf-8")
-        total = None if stream is sys.stdin else sum(1 for ln in path.open() if ln.strip())
+        stdin = str(path) == "-"
+        stream = sys.stdin.buffer if stdin else path.open("rb")
+        total = None if stdin else _count_lines(path)
         with stream, progress_bar("importing lines", total) as advance:
             result = importer.import_records(
                 reg.runner, importer.parse_lines(stream), actor=actor,

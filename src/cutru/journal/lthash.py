@@ -313,6 +313,19 @@ def advance_state(state: bytes, steps: Steps
     return digests, lthash.to_bytes()
 
 
+def advance_state_rows(state: bytes, steps: Sequence[RowStep]) -> tuple[list[str], bytes]:
+    """:func:`advance_state` of steps given as rows (:data:`RowStep`), framed into elements
+    where this runs: in the helper process of a bulk import, off the process writing the
+    rows."""
+    return advance_state(state, framed_steps(steps))
+
+
+def framed_steps(steps: Sequence[RowStep]) -> list[tuple[list[bytes], list[bytes]]]:
+    """Steps of rows as steps of elements (:func:`change_elements`): what
+    :meth:`LtHash.advance` takes."""
+    return [(change_elements(added), change_elements(removed)) for added, removed in steps]
+
+
 def sum_rows(keys: Sequence[str], rows: Sequence[bytes], prefix: bytes = b"") -> bytes:
     """:func:`sum_expansions` of the elements of rows (:func:`key_elements`), framed where
     they are summed: in a helper process, that work leaves the process reading the rows."""
@@ -391,6 +404,8 @@ class Summer:
 
 
 Steps = Sequence[tuple[Sequence[bytes], Sequence[bytes]]]
+#: One step as the rows it adds and removes, each ``(table, key, canonical bytes)``.
+RowStep = tuple[Sequence[tuple[str, str, bytes]], Sequence[tuple[str, str, bytes]]]
 
 
 def _chunks(steps: Steps) -> Iterator[tuple[Steps, list[bytes]]]:

@@ -18,7 +18,7 @@ from concurrent.futures import Future
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from datetime import date
-from typing import IO, Any
+from typing import Any
 
 import orjson
 from sqlalchemy import select
@@ -62,19 +62,34 @@ class ImportResult:
     entries: int = 0
 
 
-def parse_lines(stream: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+def parse_lines(stream: Iterable[bytes | str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The records of a JSON Lines stream with their line numbers, blank lines skipped.
+
+    A binary stream (what the CLI opens) is parsed as it is read, with no decoding step of
+    its own: a line that is not UTF-8 is reported with its number like any other bad line."""
     for n, line in enumerate(stream, start=1):
         if not line.strip():
             continue
         try:
             obj = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
+            if isinstance(line, bytes) and not _utf8(line):
+                raise ImportLineError("not valid UTF-8 text", line=n, field="(line)",
+                                      rule="jsonl.utf8") from None
             raise ImportLineError(f"not valid JSON ({exc.msg})", line=n, field="(line)",
                                   rule="jsonl.syntax") from None
         if not isinstance(obj, dict):
             raise ImportLineError("each line is a JSON object", line=n, field="(line)",
                                   rule="jsonl.object")
         yield n, obj
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class _Context:
@@ -98,10 +113,10 @@ class _Context:
                              rule="person.exists")
         return str(found[0])
 
-    def taken(self, numbers: list[str]) -> set[str]:
-        """Which of ``numbers`` already belong to persons in the database."""
+    def taken(self, by_bidx: dict[str, str]) -> set[str]:
+        """Which of the ID numbers in ``by_bidx`` (by their blind index) already belong to
+        persons in the database."""
         self.batch.rows.flush()
-        by_bidx = {self.batch.keys.blind_index(n): n for n in numbers}
         out: set[str] = set()
         bidxs = list(by_bidx)
         for i in range(0, len(bidxs), 500):
@@ -343,13 +358,34 @@ def _no_person(b: Batch) -> bool:
     return b.conn.execute(select(persons.c.key).limit(1)).first() is None
 
 
+def _declared_ids(b: Batch, chunk: list[tuple[int, dict[str, Any]]],
+                  aheads: dict[int, Ahead]) -> dict[str, str]:
+    """The ID numbers the chunk's household members declare, as their lines give them, by
+    blind index: the index their persons were prepared with (ahead, maybe in the helper),
+    or, for a person whose preparing failed, computed here."""
+    out: dict[str, str] = {}
+    for n, rec in chunk:
+        members = rec.get("members")
+        if rec.get("kind") != "household" or not isinstance(members, list):
+            continue
+        made = aheads[n][1]  # _Ahead drew keys for this record: one per member
+        for m, done in zip(members, made, strict=True):
+            if done is None or not m["person"].get("id_number"):
+                continue  # not a {relationship, person} member, or no ID number
+            number = str(m["person"]["id_number"])
+            prepared = done[1]
+            if isinstance(prepared, tuple) and prepared[1] is not None:
+                out[prepared[0]["id_number_bidx"]] = number
+            else:
+                out[b.keys.blind_index(number)] = number
+    return out
+
+
 def _apply_chunk(b: Batch, chunk: list[tuple[int, dict[str, Any]]],
                  aheads: dict[int, Ahead], actor: str, result: ImportResult) -> None:
     ctx = _Context(b)
-    ids = [str(p["person"].get("id_number")) for _, r in chunk if r.get("kind") ==
-           "household" for p in r.get("members", []) if isinstance(p, dict)
-           and isinstance(p.get("person"), dict) and p["person"].get("id_number")]
-    taken = ctx.taken(ids)  # in the database, earlier chunks of this batch included
+    # in the database, earlier chunks of this batch included
+    taken = ctx.taken(_declared_ids(b, chunk, aheads))
     for n, rec in chunk:
         with b.unit(actor, IMPORT_PURPOSE, _OPERATION.get(str(rec.get("kind")),
                                                           "import")) as tx:

@@ -187,10 +187,11 @@ class UnitRunner:
             return journal_store.seal_drafts(head, batch.drafts, self.clock)
         # expanding every changed row for the state digest is the largest cost of sealing;
         # the helper does it on the other core while this process writes the rows
-        steps = journal_store.digest_steps(batch.drafts)
+        # (the rows go as they are: framing them into elements is the helper's work too)
+        steps = journal_store.row_steps(batch.drafts)
         try:
             pending: Future[tuple[list[str], bytes]] | None = helper.submit(
-                lthash.advance_state, head.state.to_bytes(), steps)
+                lthash.advance_state_rows, head.state.to_bytes(), steps)
         except HelperFailed:
             pending = None
         batch.rows.flush()
@@ -202,7 +203,7 @@ class UnitRunner:
             else:
                 head.state = LtHash.from_bytes(state)
         if pending is None:
-            digests = head.state.advance(steps)
+            digests = head.state.advance(lthash.framed_steps(steps))
         return journal_store.seal_drafts(head, batch.drafts, self.clock, digests)
 
     @contextmanager

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Row, RowMapping, Select, func, insert, select
 from cutru.errors import InputError, JournalChainBroken
 from cutru.journal import canonical
 from cutru.journal.entry import GENESIS, Change, Draft, Entry, encode_changes, next_ts, seal
-from cutru.journal.lthash import LtHash, change_elements
+from cutru.journal.lthash import LtHash, RowStep, change_elements, framed_steps
 from cutru.journal.signing import Checkpoint, SignedCheckpoint
 from cutru.store import stored_bytes
 from cutru.store.bulk import insert_many
@@ -62,8 +62,8 @@ def _load_head(conn: Connection, *, for_update: bool) -> Head:
     return Head(row["seq"], row["hash"], row["ts"], LtHash.from_bytes(bytes(row["lthash"])))
 
 
-def row_elements(changes: Sequence[Change]) -> tuple[list[bytes], list[bytes]]:
-    """State-digest elements a list of changes adds and removes."""
+def changed_rows(changes: Sequence[Change]) -> RowStep:
+    """The rows a list of changes adds and removes, as ``(table, key, canonical bytes)``."""
     added: list[tuple[str, str, bytes]] = []
     removed: list[tuple[str, str, bytes]] = []
     for ch in changes:
@@ -72,13 +72,26 @@ def row_elements(changes: Sequence[Change]) -> tuple[list[bytes], list[bytes]]:
             removed.append((ch.table, ch.key, before))
         if after is not None:
             added.append((ch.table, ch.key, after))
+    return added, removed
+
+
+def row_elements(changes: Sequence[Change]) -> tuple[list[bytes], list[bytes]]:
+    """State-digest elements a list of changes adds and removes."""
+    added, removed = changed_rows(changes)
     return change_elements(added), change_elements(removed)
+
+
+def row_steps(drafts: Sequence[Draft]) -> list[RowStep]:
+    """The rows each draft that changed something adds and removes, in order: what
+    :func:`cutru.journal.lthash.advance_state_rows` takes (in a helper process, which frames
+    them into elements there)."""
+    return [changed_rows(d.changes) for d in drafts if d.changes]
 
 
 def digest_steps(drafts: Sequence[Draft]) -> list[tuple[list[bytes], list[bytes]]]:
     """The state-digest elements each draft that changed something adds and removes, in
     order: what :meth:`LtHash.advance` takes."""
-    return [row_elements(d.changes) for d in drafts if d.changes]
+    return framed_steps(row_steps(drafts))
 
 
 def seal_drafts(head: Head, drafts: Sequence[Draft], now: Callable[[], datetime],

@@ -131,9 +131,11 @@ class RowWriter:
     def insert(self, table: Table, values: dict[str, Any], *,
                encoded: bytes | None = None) -> Row:
         """Buffer a new row. ``encoded``, when given, is the canonical encoding of
-        ``values`` completed to every column (made ahead in a helper process by a bulk
-        import): the change keeps it as its after-image's bytes instead of encoding again."""
-        row = complete_row(table, values)
+        ``values``, which then already has every column of ``table`` as :func:`complete_row`
+        gives them (both made ahead in a helper process by a bulk import): the row is taken
+        as it is, and the change keeps those bytes as its after-image's instead of encoding
+        again."""
+        row = values if encoded is not None else complete_row(table, values)
         self._buffer(table.name, row)
         change = Change(str(table.name), row["key"], None, row)
         if encoded is not None:
