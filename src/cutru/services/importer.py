@@ -42,7 +42,7 @@ HELPER_LINES = 500
 #: Lines applied between two spills of a batch (cutru.services.unit.Batch.spill): a batch of
 #: any length, the whole file by default, holds at most this many lines' rows in memory.
 SPILL_LINES = 2000
-#: Secondary indexes that no read an import makes goes by (those go by a row's key, its
+#: Secondary indexes that none of an import's reads go by (those go by a row's key, its
 #: ``person_key`` or ``household_key``, or a person's ID number). A large import into a
 #: registry with no person yet, a first load, drops them and builds them again once its rows
 #: are in, inside its transaction (:func:`cutru.store.bulk.deferred_indexes`): each is built
