@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cutru.cli.errors import EXIT_CODES
+from cutru.cli.errors import EXIT_CODES, handled
 from cutru.cli.main import app
 from tests.helpers import household_line, person
 
@@ -65,6 +65,23 @@ def test_import_reports_line_field_rule_and_writes_nothing(tmp_path: Path) -> No
                                   "CUTRU_KEY_DIR": str(tmp_path / "keys")}, check=False)
     assert piped.returncode == 3 and "jsonl.utf8" in piped.stderr
     assert journal_rows(tmp_path) == 0
+
+
+def test_a_database_error_that_escapes_prints_neither_statement_nor_values(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Exit 1 with the driver's reason: the statement's parameters (personal data) stay out
+    of the terminal and of any log that keeps it."""
+    import typer
+    from sqlalchemy.exc import IntegrityError
+
+    reason = sqlite3.IntegrityError("UNIQUE constraint failed: persons.id_number_bidx")
+    with pytest.raises(typer.Exit) as info, handled():
+        raise IntegrityError("INSERT INTO persons (full_name) VALUES (?)",
+                             [("Trần Thị Bình",)], reason)
+    assert info.value.exit_code == 1
+    err = capsys.readouterr().err
+    assert "UNIQUE constraint failed: persons.id_number_bidx" in err
+    assert "Trần" not in err and "INSERT" not in err and "Traceback" not in err
 
 
 def test_seed_show_verify_tamper_rebuild(tmp_path: Path) -> None:

@@ -79,6 +79,22 @@ def test_a_duplicate_id_number_in_a_later_chunk_is_refused(registry: Registry,
     assert _counts(registry) == (0, 0)
 
 
+@pytest.mark.parametrize("second", [2, 5], ids=["same chunk", "later chunk"])
+def test_an_id_number_spelled_another_way_is_the_same_number(
+        registry: Registry, small_chunks: None, second: int) -> None:
+    """Spaces around an ID number do not make it another one: the second person declaring it
+    is refused by the rule, with its line, not by the database's unique index."""
+    lines = _lines(6)
+    first = lines[0][1]["members"][0]["person"]
+    again = lines[second - 1][1]["members"][0]["person"]
+    again.update(id_number=f" {first['id_number']} ", birth_date=first["birth_date"],
+                 sex=first["sex"])
+    with pytest.raises(ImportLineError) as info:
+        importer.import_records(registry.runner, lines, actor=OFFICER, batch_lines=0)
+    assert (info.value.line, info.value.rule) == (second, "person.id_number_unique")
+    assert _counts(registry) == (0, 0)
+
+
 def test_a_taken_id_number_is_refused_before_what_is_wrong_with_its_person(
         registry: Registry, small_chunks: None) -> None:
     """The person on line 5 cannot be prepared (no such sex), but its ID number belongs to

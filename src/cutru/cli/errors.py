@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from sqlalchemy.exc import SQLAlchemyError
 
 from cutru.errors import AccessDenied, CutruError, InputError, RuleViolation
 
@@ -64,6 +65,14 @@ def handled() -> Iterator[None]:
     except CutruError as exc:
         err_console.print(describe(exc), markup=False, highlight=False)
         raise typer.Exit(exc.exit_code) from None
+    except SQLAlchemyError as exc:
+        # what escaped every other mapping: the driver's message, its first line only (the
+        # constraint or the reason), never the statement or its parameters, which can hold
+        # personal data (names, blind indexes) that must not reach a terminal or a log
+        reason = str(getattr(exc, "orig", None) or type(exc).__name__).splitlines()[0]
+        err_console.print(f"error: the database refused the operation: {reason}",
+                          markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err_console.print("interrupted; nothing of the unfinished transaction was written")
         sys.exit(130)

@@ -98,6 +98,9 @@ class _Context:
     def __init__(self, batch: Batch) -> None:
         self.batch = batch
         self.ids: dict[str, str] = {}
+        #: blind indexes of the ID numbers declared so far in the chunk (one number may be
+        #: spelled two ways, " 001..." and "001...": its blind index is of the number as read)
+        self.declared: set[str] = set()
 
     def person_key(self, tx: Tx, id_number: Any) -> str:
         if not isinstance(id_number, str) or not id_number:
@@ -113,15 +116,15 @@ class _Context:
                              rule="person.exists")
         return str(found[0])
 
-    def taken(self, by_bidx: dict[str, str]) -> set[str]:
-        """Which of the ID numbers in ``by_bidx`` (by their blind index) already belong to
-        persons in the database."""
+    def taken(self, bidxs: set[str]) -> set[str]:
+        """Which of these blind indexes of ID numbers already belong to persons in the
+        database."""
         self.batch.rows.flush()
         out: set[str] = set()
-        bidxs = list(by_bidx)
-        for i in range(0, len(bidxs), 500):
-            chunk = bidxs[i:i + 500]
-            out.update(by_bidx[r[0]] for r in self.batch.conn.execute(
+        ordered = sorted(bidxs)
+        for i in range(0, len(ordered), 500):
+            chunk = ordered[i:i + 500]
+            out.update(str(r[0]) for r in self.batch.conn.execute(
                 select(persons.c.id_number_bidx).where(persons.c.id_number_bidx.in_(chunk))))
         return out
 
@@ -151,7 +154,8 @@ def _household(tx: Tx, ctx: _Context, rec: dict[str, Any], taken: set[str],
                              rule="members.shape")
         rel = hh_ops.relationship(m.get("relationship"), f"members[{i}].relationship")
         idn = m["person"].get("id_number")
-        if idn and (idn in ctx.ids or idn in taken):
+        bidx = _blind_index(tx.keys, ahead[1][i], str(idn)) if idn else None
+        if bidx is not None and (bidx in ctx.declared or bidx in taken):
             raise violation("person.id_number_unique", "Decree 137/2015 Art. 13",
                             f"ID number {idn} already belongs to another person",
                             field=f"members[{i}].person.id_number")
@@ -164,6 +168,8 @@ def _household(tx: Tx, ctx: _Context, rec: dict[str, Any], taken: set[str],
                              rule=exc.rule) from None
         if idn:
             ctx.ids[idn] = key
+        if bidx is not None:
+            ctx.declared.add(bidx)
         keys.append((key, rel))
         people_rows[key] = {"birth_date": m["person"].get("birth_date"), "key": key}
     fake_members = [{"person_key": k, "relationship": r.value} for k, r in keys]
@@ -359,26 +365,28 @@ def _no_person(b: Batch) -> bool:
 
 
 def _declared_ids(b: Batch, chunk: list[tuple[int, dict[str, Any]]],
-                  aheads: dict[int, Ahead]) -> dict[str, str]:
-    """The ID numbers the chunk's household members declare, as their lines give them, by
-    blind index: the index their persons were prepared with (ahead, maybe in the helper),
-    or, for a person whose preparing failed, computed here."""
-    out: dict[str, str] = {}
+                  aheads: dict[int, Ahead]) -> set[str]:
+    """The blind indexes of the ID numbers the chunk's household members declare."""
+    out: set[str] = set()
     for n, rec in chunk:
         members = rec.get("members")
         if rec.get("kind") != "household" or not isinstance(members, list):
             continue
         made = aheads[n][1]  # _Ahead drew keys for this record: one per member
         for m, done in zip(members, made, strict=True):
-            if done is None or not m["person"].get("id_number"):
-                continue  # not a {relationship, person} member, or no ID number
-            number = str(m["person"]["id_number"])
-            prepared = done[1]
-            if isinstance(prepared, tuple) and prepared[1] is not None:
-                out[prepared[0]["id_number_bidx"]] = number
-            else:
-                out[b.keys.blind_index(number)] = number
+            if done is not None and m["person"].get("id_number"):
+                out.add(_blind_index(b.keys, done, str(m["person"]["id_number"])))
     return out
+
+
+def _blind_index(keys: Keyring, made: Made | None, number: str) -> str:
+    """The blind index of a member's ID number: the one its person was prepared with
+    (ahead, maybe in the helper: of the number as read and checked), or, for a person whose
+    preparing failed, computed here from the line's text."""
+    prepared = None if made is None else made[1]
+    if isinstance(prepared, tuple) and prepared[1] is not None:
+        return str(prepared[0]["id_number_bidx"])
+    return keys.blind_index(number)
 
 
 def _apply_chunk(b: Batch, chunk: list[tuple[int, dict[str, Any]]],
