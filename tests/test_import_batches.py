@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from cutru.errors import ImportLineError
 from cutru.services import importer
 from cutru.services.registry import Registry
-from cutru.store.schema import PROJECTION, journal
+from cutru.store.schema import PROJECTION, journal, persons, residences
 from tests.conftest import Clock, make_settings
-from tests.helpers import OFFICER, household_line, person
+from tests.helpers import OFFICER, SAI_GON, household_line, person
 
 
 def _lines(n: int) -> list[tuple[int, dict[str, Any]]]:
@@ -93,6 +93,23 @@ def test_an_id_number_spelled_another_way_is_the_same_number(
         importer.import_records(registry.runner, lines, actor=OFFICER, batch_lines=0)
     assert (info.value.line, info.value.rule) == (second, "person.id_number_unique")
     assert _counts(registry) == (0, 0)
+
+
+@pytest.mark.parametrize("at", [3, 6], ids=["same chunk", "later chunk"])
+def test_a_line_names_a_person_by_id_number_however_it_is_spaced(
+        registry: Registry, small_chunks: None, at: int) -> None:
+    lines = _lines(6)
+    number = lines[0][1]["members"][0]["person"]["id_number"]
+    lines[at - 1] = (at, {"kind": "temporary", "id_number": f"  {number} ",
+                          "commune_code": SAI_GON, "street": "3 Lê Lợi",
+                          "start": "2026-01-01", "term_end": "2027-01-01"})
+    importer.import_records(registry.runner, lines, actor=OFFICER, batch_lines=0)
+    with registry.db.read() as conn:
+        holders = conn.execute(select(persons.c.id_number_bidx).join(
+            residences, residences.c.person_key == persons.c.key).where(
+            residences.c.kind == "temporary")).scalars().all()
+    assert holders == [registry.runner.keys.blind_index(number)]  # the person of line 1
+    assert registry.verify().ok
 
 
 def test_a_taken_id_number_is_refused_before_what_is_wrong_with_its_person(

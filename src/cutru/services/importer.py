@@ -103,8 +103,9 @@ class _Context:
         self.declared: set[str] = set()
 
     def person_key(self, tx: Tx, id_number: Any) -> str:
-        if not isinstance(id_number, str) or not id_number:
+        if not isinstance(id_number, str) or not id_number.strip():
             raise InputError("id_number is required", field="id_number", rule="required")
+        id_number = id_number.strip()  # as a person's is read (cutru.domain.person)
         if id_number in self.ids:
             return self.ids[id_number]
         tx.rows.flush()
@@ -167,7 +168,7 @@ def _household(tx: Tx, ctx: _Context, rec: dict[str, Any], taken: set[str],
             raise InputError(exc.message, field=f"members[{i}].person.{exc.field}",
                              rule=exc.rule) from None
         if idn:
-            ctx.ids[idn] = key
+            ctx.ids[str(idn).strip()] = key
         if bidx is not None:
             ctx.declared.add(bidx)
         keys.append((key, rel))
