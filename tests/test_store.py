@@ -62,6 +62,26 @@ def test_upgrading_a_database_at_the_head_does_not_import_alembic(tmp_path: Path
     assert again == [migrate.HEAD_REVISION, "False"]
 
 
+def test_a_database_error_carries_no_statement_parameters(registry: Registry) -> None:
+    """A statement's values are residents' data: the error a refused write raises (and any
+    traceback or log line made of it) names the statement and the reason, not the values.
+    (PostgreSQL's own reason names the conflicting value of the unique column: here a
+    blind index, never a plain field.)"""
+    from sqlalchemy import insert
+    from sqlalchemy.exc import IntegrityError
+
+    from cutru.store.schema import persons
+
+    row = {"key": "P1", "full_name": "Trần Thị Bình", "birth_date": "1990-02-03",
+           "birth_year": 1990, "sex": "female", "secret_label": False,
+           "id_number_bidx": "bidx-of-a-resident"}
+    with pytest.raises(IntegrityError) as info, registry.db.begin() as conn:
+        conn.execute(insert(persons), [row, {**row, "key": "P2"}])
+    message = str(info.value)
+    assert "persons" in message  # the statement and the reason are there
+    assert "parameters hidden" in message and "Trần" not in message
+
+
 def test_stored_entries_decode_to_what_was_sealed(registry: Registry) -> None:
     k = seed_family(registry)
     registry.adjust_information(OFFICER, BASIS, k["mother"], {"email": "hoa@example.vn"})

@@ -67,8 +67,8 @@ def handled() -> Iterator[None]:
         raise typer.Exit(exc.exit_code) from None
     except SQLAlchemyError as exc:
         # what escaped every other mapping: the driver's message, its first line only (the
-        # constraint or the reason), never the statement or its parameters, which can hold
-        # personal data (names, blind indexes) that must not reach a terminal or a log
+        # constraint or the reason), with no traceback and no statement (the engine already
+        # keeps parameters, residents' data, out of every error: cutru.store.engine)
         reason = str(getattr(exc, "orig", None) or type(exc).__name__).splitlines()[0]
         err_console.print(f"error: the database refused the operation: {reason}",
                           markup=False, highlight=False, soft_wrap=True)

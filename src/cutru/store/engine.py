@@ -51,7 +51,9 @@ class Database:
             parsed = parsed.set(drivername="postgresql+psycopg")
         if self.dialect == "sqlite" and parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(parsed, future=True)
+        # a statement's parameters are residents' data (names, ciphertexts, blind indexes):
+        # no error message, traceback or log line carries them
+        self.engine: Engine = create_engine(parsed, future=True, hide_parameters=True)
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine, sqlite_synchronous, sqlite_cache_mib)
 
