@@ -93,7 +93,8 @@ def _utf8(data: bytes) -> bool:
 
 
 class _Context:
-    """Per-batch lookups: ID numbers seen in the batch and their person keys."""
+    """Per-chunk lookups: ID numbers declared in the chunk and their person keys (earlier
+    chunks of the batch are written, and found in the database)."""
 
     def __init__(self, batch: Batch) -> None:
         self.batch = batch
@@ -383,11 +384,11 @@ def _declared_ids(b: Batch, chunk: list[tuple[int, dict[str, Any]]],
 def _blind_index(keys: Keyring, made: Made | None, number: str) -> str:
     """The blind index of a member's ID number: the one its person was prepared with
     (ahead, maybe in the helper: of the number as read and checked), or, for a person whose
-    preparing failed, computed here from the line's text."""
+    preparing failed, computed here from the line's text, read as a person's is (stripped)."""
     prepared = None if made is None else made[1]
     if isinstance(prepared, tuple) and prepared[1] is not None:
         return str(prepared[0]["id_number_bidx"])
-    return keys.blind_index(number)
+    return keys.blind_index(number.strip())
 
 
 def _apply_chunk(b: Batch, chunk: list[tuple[int, dict[str, Any]]],
